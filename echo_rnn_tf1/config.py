@@ -1,0 +1,75 @@
+"""Hyperparameters of the Echo-RNN (定义参数), with the 2017 source's values as defaults."""
+import dataclasses
+import math
+
+
+class ConfigError(ValueError):
+    """A hyperparameter value the model cannot use; the message names the flag, the value and the rule."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    num_epochs: int = 5                    # passes over the same series (the source never regenerates it)
+    total_series_length: int = 50000       # length of the random binary series
+    truncated_backprop_length: int = 10    # steps per window, fed from a zero state
+    state_size: int = 4                    # units in the BasicRNNCell
+    num_classes: int = 2                   # 0 and 1
+    echo_step: int = 3                     # the target is the input this many steps earlier
+    batch_size: int = 5                    # rows the series is cut into
+    learning_rate: float = 0.3             # Adagrad, TF1's initial accumulator 0.1
+
+    @property
+    def num_batches(self) -> int:
+        """Windows per row, i.e. training steps per epoch (1000 with the defaults)."""
+        return self.total_series_length // self.batch_size // self.truncated_backprop_length
+
+    @property
+    def num_steps(self) -> int:
+        return self.num_epochs * self.num_batches
+
+    def validate(self) -> "Config":
+        """Return self, or raise ConfigError naming the first bad value (as its CLI flag)."""
+        for name in ("num_epochs", "total_series_length", "truncated_backprop_length",
+                     "state_size", "batch_size"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                _refuse(name, value, "must be a positive integer")
+        if not _is_int(self.num_classes) or self.num_classes < 2:
+            _refuse("num_classes", self.num_classes, "must be an integer of at least 2")
+        if not _is_int(self.echo_step) or not 0 <= self.echo_step < self.truncated_backprop_length:
+            _refuse("echo_step", self.echo_step,
+                    f"must be an integer from 0 to truncated_backprop_length - 1 "
+                    f"({self.truncated_backprop_length - 1}); a larger echo zeroes every target")
+        window_block = self.batch_size * self.truncated_backprop_length
+        if self.total_series_length % window_block:
+            _refuse("total_series_length", self.total_series_length,
+                    f"must be a multiple of batch_size * truncated_backprop_length ({window_block}), "
+                    f"or the zeroed targets fall out of step with the windows")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            _refuse("learning_rate", lr, "must be a finite number greater than 0")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        """Build from a dict (e.g. a run.json); unknown keys are an error, missing ones take defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown hyperparameter(s): {', '.join(unknown)}")
+        return cls(**values).validate()
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _refuse(name, value, rule):
+    raise ConfigError(f"--{name.replace('_', '-')} {value}: {rule}")
+
+
+# Small enough for a test to train in about a second: 2 epochs of 100 steps.
+TINY = Config(num_epochs=2, total_series_length=5000)

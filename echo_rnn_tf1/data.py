@@ -1,0 +1,42 @@
+"""The echo data (生成数据): a random binary series and the same series shifted by ``echo_step``.
+
+Exactly the source's recipe, drawing from numpy's global random state as the source does, so that a
+seeded run draws the same numbers in the same order (the data first, then ``W2``).
+"""
+import numpy as np
+
+
+def generate_data(config):
+    """Return ``(inputs_value, targets_value)``, int arrays of shape [batch_size, total_series_length // batch_size].
+
+    The targets are the inputs rolled right by ``echo_step``; then the first ``echo_step`` targets of every
+    ``truncated_backprop_length`` window of the flat series are set to 0. The source does this because each
+    window is fed from a zero state: the net cannot know the inputs that came before the window, so those
+    targets are made learnable (always 0). The roll also wraps the series' last bits to its front, but those
+    land in the first window's zeroed positions.
+    """
+    inputs_value = np.array(np.random.choice(2, config.total_series_length, p=[0.5, 0.5]))
+    targets_value = zero_window_starts(np.roll(inputs_value, config.echo_step), config)
+    inputs_value = inputs_value.reshape((config.batch_size, -1))    # [batch_size, series_length / batch_size]
+    targets_value = targets_value.reshape((config.batch_size, -1))  # [batch_size, series_length / batch_size]
+    return inputs_value, targets_value
+
+
+def zero_window_starts(targets_value, config):
+    """Set the first ``echo_step`` entries of every window of the flat series to 0, in place; return it."""
+    for i in range(config.num_batches * config.batch_size):
+        start = i * config.truncated_backprop_length
+        targets_value[start : start + config.echo_step] = 0
+    return targets_value
+
+
+def echo_targets(bits, config):
+    """The targets the net is trained to give for a flat series of whole windows: the echo, window by window.
+
+    Unlike ``generate_data`` there is no wrap-around: each window's first ``echo_step`` targets are 0 and the
+    rest echo that window's own inputs.
+    """
+    windows = np.asarray(bits).reshape(-1, config.truncated_backprop_length)
+    targets = np.zeros_like(windows)
+    targets[:, config.echo_step:] = windows[:, : config.truncated_backprop_length - config.echo_step]
+    return targets.reshape(-1)

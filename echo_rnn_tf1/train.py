@@ -1,0 +1,91 @@
+"""Training (训练模型): seed as the source's header would, build, and run one batch per ``sess.run``."""
+import math
+import random
+import secrets
+
+import numpy as np
+
+from .data import generate_data
+from .model import build_model
+from .tfcompat import import_tensorflow
+
+LOG_EVERY = 100  # the source prints a loss line every 100 batches
+
+
+class Diverged(ArithmeticError):
+    """The loss became NaN or infinite; training stops at that step."""
+
+    def __init__(self, epoch_idx, batch_idx, loss):
+        super().__init__(f"the loss diverged to {loss} at epoch {epoch_idx}, step {batch_idx}")
+        self.epoch_idx, self.batch_idx, self.loss = epoch_idx, batch_idx, loss
+
+
+def draw_seed():
+    """A fresh seed for a run that was given none; it is recorded so the run can be replayed."""
+    return secrets.randbelow(2**31)
+
+
+def prepare(config, seed):
+    """Seed, generate the data and build the graph, in the source's order.
+
+    ``seed`` means exactly ``random.seed(seed); np.random.seed(seed); tf.compat.v1.set_random_seed(seed)`` at the
+    top of the source. Python's ``random`` matters: the legacy cell's kernel initializer draws its seed from it.
+    The graph is a fresh ``tf.Graph()`` rather than the process's default graph, so that eager TensorFlow 2
+    code can run in the same process; the results are bit-identical to running with eager execution off.
+
+    Returns ``(graph, model, inputs_value, targets_value)``.
+    """
+    tf = import_tensorflow()
+    random.seed(seed)
+    np.random.seed(seed)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(seed)
+        inputs_value, targets_value = generate_data(config)
+        model = build_model(config)
+    return graph, model, inputs_value, targets_value
+
+
+def run_training(sess, model, inputs_value, targets_value, config, log=print, on_step=None):
+    """Train for ``config.num_epochs`` epochs over the same data, exactly as the source's loop; return the losses.
+
+    ``log`` receives the source's lines: ``New data, epoch k`` (the data is not new: the source prints this but
+    reuses its one series) and ``Step N Batch loss X`` every 100 batches. ``on_step(epoch_idx, batch_idx, loss)``
+    is called after every step; it may raise to stop training. A NaN or infinite loss raises ``Diverged``.
+    """
+    loss_list = []
+    for epoch_idx in range(config.num_epochs):
+        log(f"New data, epoch {epoch_idx}")
+
+        for batch_idx in range(config.num_batches):
+            start_idx = batch_idx * config.truncated_backprop_length
+            end_idx = start_idx + config.truncated_backprop_length
+
+            batchX = inputs_value[:, start_idx:end_idx]   # [batch_size, truncated_backprop_length]
+            batchY = targets_value[:, start_idx:end_idx]  # [batch_size, truncated_backprop_length]
+
+            _total_loss, _train_step = sess.run(
+                [model.total_loss, model.train_step],
+                feed_dict={
+                    model.batchX_placeholder: batchX,
+                    model.batchY_placeholder: batchY,
+                })
+
+            loss_list.append(_total_loss)
+
+            if batch_idx % LOG_EVERY == 0:
+                log(f"Step {batch_idx} Batch loss {_total_loss!s}")  # !s: float32 prints as print() shows it
+            if on_step is not None:
+                on_step(epoch_idx, batch_idx, _total_loss)
+            if not math.isfinite(_total_loss):
+                raise Diverged(epoch_idx, batch_idx, _total_loss)
+    return loss_list
+
+
+def train(config, seed, log=print, on_step=None):
+    """Seed, build and train in a session of its own, as the source does from top to bottom; return the losses."""
+    tf = import_tensorflow()
+    graph, model, inputs_value, targets_value = prepare(config, seed)
+    with tf.compat.v1.Session(graph=graph) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        return run_training(sess, model, inputs_value, targets_value, config, log, on_step)
