@@ -5,6 +5,7 @@ Nothing heavy is imported here: TensorFlow and matplotlib are imported by the co
 """
 import argparse
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -79,47 +80,58 @@ def train_command(argv):
 
 
 def _train_into(run, config, seed):
-    received = []
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
+    received = []  # signals that arrived; the loop stops after the step in progress
 
     def on_step(epoch_idx, batch_idx, loss):
         run.record(epoch_idx, batch_idx, loss)
         if received:
             raise Interrupted(received[0])
 
-    run.write_info(status="running", seed=seed, config=config.to_dict(), rnn="dynamic_rnn", versions=versions())
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run.write_info(status="running", seed=seed, config=config.to_dict(), rnn="dynamic_rnn", versions=versions())
+        status, exit_code, train_seconds = _train_session(run, config, seed, on_step, received)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    run.write_info(status=status, steps_done=run.steps_done, train_seconds=round(train_seconds, 3),
+                   final_loss=run.last_loss if math.isfinite(run.last_loss or 0.0) else None)
+    _plot_run(run, config)
+    written = sorted(name for name in os.listdir(run.path) if not name.startswith(CHECKPOINT_PREFIX))
+    checkpoint = f", {CHECKPOINT_PREFIX}-{run.steps_done}" if status != "diverged" else ""
+    print(f"Run folder {run.path}: {', '.join(written)}{checkpoint}")
+    return exit_code
+
+
+def _train_session(run, config, seed, on_step, received):
+    """Build and train; return ``(status, exit_code, train_seconds)``. Saves a checkpoint unless the run diverged."""
     tf = import_quiet_tensorflow()
     from .train import Diverged, prepare, run_training
 
     graph, model, inputs_value, targets_value = prepare(config, seed)
     with graph.as_default():
         saver = tf.compat.v1.train.Saver()
-    status, exit_code, losses = "finished", EXIT_OK, []
+    status, exit_code = "finished", EXIT_OK
     with tf.compat.v1.Session(graph=graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         start = time.perf_counter()
         try:
             if received:
                 raise Interrupted(received[0])
-            losses = run_training(sess, model, inputs_value, targets_value, config, log=run.log, on_step=on_step)
+            run_training(sess, model, inputs_value, targets_value, config, log=run.log, on_step=on_step)
         except Diverged as e:
             status, exit_code = "diverged", EXIT_FAILED
+            run.write_info(diverged_at={"epoch": e.epoch_idx, "step": e.batch_idx, "loss": str(e.loss)})
             print(f"echo_rnn_tf1: {e}; training stopped", file=sys.stderr)
         except Interrupted as e:
-            status, exit_code = "interrupted", 128 + e.signum
+            status, exit_code = "interrupted", 128 + e.signum  # the shell's code for death by that signal
             print(f"echo_rnn_tf1: {e} received; training stopped after {run.steps_done} steps", file=sys.stderr)
         train_seconds = time.perf_counter() - start
-        if status != "diverged":  # a diverged model's weights are NaN: nothing worth keeping
+        if status != "diverged":  # a diverged model's weights are not worth keeping
             saver.save(sess, run.file(CHECKPOINT_PREFIX), global_step=run.steps_done)
-    for s, handler in previous.items():
-        signal.signal(s, handler)
-
-    run.write_info(status=status, steps_done=run.steps_done, train_seconds=round(train_seconds, 3),
-                   final_loss=float(losses[-1]) if losses else None)
-    _plot_run(run, config)
-    print(f"Run folder {run.path}: train.log, losses.csv, run.json, loss.png, checkpoint {CHECKPOINT_PREFIX}-{run.steps_done}")
-    return exit_code
+    return status, exit_code, train_seconds
 
 
 def _plot_run(run, config):

@@ -1,6 +1,8 @@
 """Hyperparameters of the Echo-RNN (定义参数), with the 2017 source's values as defaults."""
 import dataclasses
-import math
+
+
+FLOAT32_MAX = 3.4028234663852886e38  # the graph computes in float32: a larger rate is infinite there
 
 
 class ConfigError(ValueError):
@@ -46,8 +48,8 @@ class Config:
                     f"must be a multiple of batch_size * truncated_backprop_length ({window_block}), "
                     f"or the zeroed targets fall out of step with the windows")
         lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            _refuse("learning_rate", lr, "must be a finite number greater than 0")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= FLOAT32_MAX:
+            _refuse("learning_rate", lr, f"must be a number greater than 0 and finite in float32 (at most {FLOAT32_MAX:.4g})")
         return self
 
     def to_dict(self) -> dict:

@@ -36,7 +36,7 @@ def atomic_write(path, write):
 def write_json(path, data):
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=2)
+            json.dump(data, f, indent=2, allow_nan=False)  # strict JSON: no NaN
             f.write("\n")
     atomic_write(path, write)
 
@@ -59,6 +59,7 @@ class RunWriter:
             raise RunError(f"--out {self.path}: cannot write there ({e.strerror})") from None
         self._losses.write("epoch,batch,loss\n")
         self.steps_done = 0
+        self.last_loss = None
         self.info = {}
 
     def file(self, name):
@@ -79,6 +80,7 @@ class RunWriter:
         """Append one step's loss to ``losses.csv`` (float32's shortest exact text: it reads back bit for bit)."""
         self._losses.write(f"{epoch_idx},{batch_idx},{np.float32(loss)!s}\n")
         self.steps_done += 1
+        self.last_loss = float(loss)
 
     def write_info(self, **fields):
         """Merge ``fields`` into ``run.json`` and rewrite it atomically."""

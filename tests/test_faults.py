@@ -1,0 +1,172 @@
+"""Bad input and faults: refuse clearly (one line, exit 2), stop safely, lose nothing."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+from echo_rnn_tf1.config import Config, ConfigError
+from echo_rnn_tf1.runs import RunError, load_run, read_losses, write_json
+
+TINY_RUN = ("--num-epochs", 1, "--total-series-length", 500)
+
+
+@pytest.mark.parametrize("flag, value, rule", [
+    ("--num-epochs", 0, "positive integer"),
+    ("--batch-size", -5, "positive integer"),
+    ("--state-size", 0, "positive integer"),
+    ("--truncated-backprop-length", 0, "positive integer"),
+    ("--num-classes", 1, "at least 2"),
+    ("--echo-step", 10, "from 0 to truncated_backprop_length - 1 (9)"),
+    ("--echo-step", -1, "from 0 to truncated_backprop_length - 1"),
+    ("--total-series-length", 50005, "multiple of batch_size * truncated_backprop_length (50)"),
+    ("--learning-rate", 0, "greater than 0"),
+    ("--learning-rate", "nan", "greater than 0"),
+    ("--learning-rate", "inf", "finite in float32"),
+    ("--learning-rate", "1e39", "finite in float32"),
+    ("--batch-size", "five", "invalid int value: 'five'"),
+    ("--learning-rate", "fast", "invalid float value: 'fast'"),
+    ("--no-such-flag", 1, "unrecognized arguments"),
+])
+def test_bad_values_are_refused_in_one_line_before_anything_is_written(tmp_path, flag, value, rule):
+    out = tmp_path / "run"
+    result = run_cli(flag, value, "--out", out)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("echo_rnn_tf1: error: ") and rule in lines[0], result.stderr
+    assert flag in lines[0]
+    assert not out.exists()
+
+
+def test_validation_runs_before_tensorflow_is_imported():
+    code = ("import sys\nfrom echo_rnn_tf1.cli import main\n"
+            "print(main(['--echo-step', '99']), 'tensorflow' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "2 False"
+
+
+def test_config_from_dict_refuses_unknown_keys():
+    with pytest.raises(ConfigError, match="unknown hyperparameter"):
+        Config.from_dict({"num_epochs": 1, "hidden": 4})
+
+
+def test_existing_run_is_refused_and_left_untouched(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(*TINY_RUN, "--seed", 1, "--out", out).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    result = run_cli(*TINY_RUN, "--seed", 2, "--out", out)
+    assert result.returncode == 2 and "exists and is not empty" in result.stderr and "--force" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # --force overwrites the run's files (and keeps files that are not the run's).
+    (out / "notes.txt").write_text("mine")
+    assert run_cli(*TINY_RUN, "--seed", 2, "--out", out, "--force").returncode == 0
+    assert json.loads((out / "run.json").read_text())["seed"] == 2
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_unwritable_out_is_refused_before_training(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_cli(*TINY_RUN, "--out", blocker / "run")
+    assert result.returncode == 2 and "cannot write there" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "New data" not in result.stdout
+
+
+def test_divergence_stops_at_once_and_keeps_the_record(tmp_path):
+    # 1e38 (the largest float32 is 3.4e38) sends the loss to inf at step 1. For the record: 1e30 does not
+    # diverge in this sense; the loss climbs to ~1e29 but stays finite, and the run finishes.
+    out = tmp_path / "run"
+    result = run_cli(*TINY_RUN, "--learning-rate", "1e38", "--seed", 0, "--out", out)
+    assert result.returncode == 1
+    _, batches, losses = read_losses(out / "losses.csv")
+    assert np.isfinite(losses[:-1]).all() and np.isinf(losses[-1])    # stopped at the first non-finite step
+    step = int(batches[-1])
+    assert f"diverged to inf at epoch 0, step {step}; training stopped" in result.stderr
+    info = json.loads((out / "run.json").read_text())  # strict JSON: parses without NaN
+    assert info["status"] == "diverged" and info["steps_done"] == len(losses) and info["final_loss"] is None
+    assert info["diverged_at"] == {"epoch": 0, "step": step, "loss": "inf"}
+    assert (out / "train.log").read_text().startswith("New data, epoch 0\nStep 0 Batch loss ")
+    assert (out / "loss.png").exists()
+
+
+def _start_long_run(out):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.Popen([sys.executable, "-m", "echo_rnn_tf1", "--num-epochs", "1000", "--seed", "0", "--out", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_rows(path, rows, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count("\n") > rows:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{path} did not reach {rows} rows")
+
+
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, signum, exit_code):
+    out = tmp_path / "run"
+    process = _start_long_run(out)
+    _wait_for_rows(out / "losses.csv", 1500)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == exit_code, stderr
+    assert "Traceback" not in stderr and f"{signal.Signals(signum).name} received" in stderr
+    info = json.loads((out / "run.json").read_text())
+    epochs, batches, losses = read_losses(out / "losses.csv")
+    assert info["status"] == "interrupted" and info["steps_done"] == len(losses) >= 1500
+    assert info["final_loss"] == float(losses[-1])
+    assert (out / "train.log").read_text() == stdout[: len((out / "train.log").read_text())]
+    assert (out / "train.log").read_text().count("Step ") == (batches % 100 == 0).sum()
+    assert (out / f"model.ckpt-{len(losses)}.index").exists()
+
+
+def test_killed_run_keeps_every_row_it_wrote(tmp_path):
+    out = tmp_path / "run"
+    process = _start_long_run(out)
+    _wait_for_rows(out / "losses.csv", 500)
+    process.kill()  # SIGKILL: no handler runs
+    process.communicate(timeout=60)
+    lines = (out / "losses.csv").read_text().splitlines()
+    epochs, batches, _ = read_losses(out / "losses.csv")
+    assert len(lines) - 1 == len(batches) >= 500                   # every line whole, none torn
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+
+
+def test_atomic_json_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "run.json"
+    write_json(path, {"status": "finished"})
+    with pytest.raises(ValueError):
+        write_json(path, {"final_loss": float("nan")})  # refused by strict JSON, halfway through the dump
+    assert json.loads(path.read_text()) == {"status": "finished"}
+    assert os.listdir(tmp_path) == ["run.json"]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "no such run folder"),
+    (lambda d: d.mkdir(), "not a run folder"),
+    (lambda d: (d.mkdir(), (d / "run.json").write_text("{not json")), "unreadable run record"),
+    (lambda d: (d.mkdir(), (d / "run.json").write_text("[1, 2]")), "unreadable run record"),
+    (lambda d: (d.mkdir(), (d / "run.json").write_text('{"config": {"state_size": -1}}')), "--state-size -1"),
+])
+def test_load_run_refuses_what_is_not_a_run(tmp_path, make, message):
+    folder = tmp_path / "run"
+    make(folder)
+    with pytest.raises(RunError, match=message):
+        load_run(folder)
+
+
+def test_nothing_reads_with_pickle_or_eval():
+    package = os.path.join(ROOT, "echo_rnn_tf1")
+    for name in os.listdir(package):
+        if name.endswith(".py"):
+            text = open(os.path.join(package, name)).read()
+            for banned in ("import pickle", "eval(", "allow_pickle=True", "exec("):
+                assert banned not in text, f"{name} uses {banned}"
