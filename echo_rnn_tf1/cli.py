@@ -10,9 +10,9 @@ import os
 import signal
 import sys
 import time
-import warnings
 
 from .config import Config, ConfigError
+from .logs import LogError
 from .runs import CHECKPOINT_PREFIX, LOSS_PNG, RunError, RunWriter, versions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -40,7 +40,7 @@ class Parser(argparse.ArgumentParser):
 def train_parser():
     p = Parser(prog="python -m echo_rnn_tf1",
                description="Train the 2017 Echo-RNN (BasicRNNCell + dynamic_rnn through tf.compat.v1) and print "
-                           "the source's log.",
+                           "the source's log. Other commands: compare, envelope (see: COMMAND --help).",
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = Config()
     for field in dataclasses.fields(Config):
@@ -51,18 +51,6 @@ def train_parser():
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite the files of a run already in --out")
     return p
-
-
-def import_quiet_tensorflow():
-    """TensorFlow with less chatter on stderr (set TF_CPP_MIN_LOG_LEVEL=0 to see all of it)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # The source's API is deprecated; that is the point of this project, so the warning says nothing new.
-    warnings.filterwarnings("ignore", message=r".*BasicRNNCell. is deprecated", category=UserWarning)
-    from .tfcompat import import_tensorflow
-
-    tf = import_tensorflow()
-    tf.get_logger().setLevel("ERROR")
-    return tf
 
 
 def train_command(argv):
@@ -102,11 +90,14 @@ def _train_into(run, config, seed):
     written = sorted(name for name in os.listdir(run.path) if not name.startswith(CHECKPOINT_PREFIX))
     checkpoint = f", {CHECKPOINT_PREFIX}-{run.steps_done}" if status != "diverged" else ""
     print(f"Run folder {run.path}: {', '.join(written)}{checkpoint}")
+    _print_verdict(run, config)
     return exit_code
 
 
 def _train_session(run, config, seed, on_step, received):
     """Build and train; return ``(status, exit_code, train_seconds)``. Saves a checkpoint unless the run diverged."""
+    from .tfcompat import import_quiet_tensorflow
+
     tf = import_quiet_tensorflow()
     from .train import Diverged, prepare, run_training
 
@@ -142,7 +133,133 @@ def _plot_run(run, config):
     save_figure(loss_figure(losses, config.num_batches), run.file(LOSS_PNG))
 
 
-COMMANDS = {}
+def compare_parser():
+    p = Parser(prog="python -m echo_rnn_tf1 compare",
+               description="Judge a run's loss log against the 2017 run's (or another reference log). "
+                           "Exit code 0: it reproduces the reference; 1: it does not; 2: a file could not be read.")
+    p.add_argument("run", help="a run folder (its train.log is read) or a log file")
+    p.add_argument("reference", nargs="?", help="a log file or run folder (default: the 2017 run, shipped)")
+    return p
+
+
+def _read_points(path):
+    from .logs import read_log
+    from .runs import LOG
+
+    return read_log(os.path.join(path, LOG) if os.path.isdir(path) else path)
+
+
+def compare_command(argv):
+    args = compare_parser().parse_args(argv)
+    from .compare import compare, format_table
+    from .logs import parse_log, read_reference
+
+    run_points = _read_points(args.run)
+    reference_points = _read_points(args.reference) if args.reference else parse_log(read_reference(), "2017 log")
+    verdict = compare(run_points, reference_points)
+    print(format_table(verdict, run_name="this run", reference_name="reference" if args.reference else "2017"))
+    for reason in verdict.reasons[1:]:
+        print(f"also: {reason}")
+    print(verdict.summary)
+    return EXIT_OK if verdict.match else EXIT_FAILED
+
+
+def _print_verdict(run, config):
+    """End of training: this run's own log against the 2017 run's."""
+    from .compare import compare
+    from .logs import parse_log, read_log, read_reference
+
+    changed = [name for name, value in config.to_dict().items() if value != getattr(Config(), name)]
+    if changed:
+        print(f"Compared with the 2017 run: not comparable, this run changed the source's {', '.join(changed)}")
+        return
+    try:
+        verdict = compare(read_log(run.file("train.log")), parse_log(read_reference(), "2017 log"))
+    except LogError as e:  # e.g. interrupted before the first loss line
+        print(f"Compared with the 2017 run: nothing to compare ({e})")
+        return
+    print(f"Compared with the 2017 run: {verdict.summary}")
+
+
+def envelope_parser():
+    p = Parser(prog="python -m echo_rnn_tf1 envelope",
+               description="Train K seeds of the source's default configuration (one process per core), write the "
+                           "per-step min / median / max and each seed's verdict, draw the band with the 2017 run.",
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--seeds", type=int, default=20, help="how many seeds")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED, FIRST_SEED + 1, ...")
+    p.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes at once")
+    p.add_argument("--out", help="folder for envelope.csv, seeds.csv, envelope.png (default: a new one under runs/)")
+    return p
+
+
+def envelope_command(argv):
+    args = envelope_parser().parse_args(argv)
+    for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
+        if value < 1:
+            raise ConfigError(f"{flag} {value}: must be a positive integer")
+    if args.first_seed < 0:
+        raise ConfigError(f"--first-seed {args.first_seed}: must be 0 or more")
+    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + "-envelope")
+    if os.path.exists(os.path.join(out, "envelope.csv")):
+        raise RunError(f"--out {out}: holds an envelope already; choose another folder")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"--out {out}: cannot write there ({e.strerror})") from None
+
+    import numpy as np
+
+    from . import envelope
+    from .logs import parse_log, read_reference
+    from .plots import save_figure
+
+    config, seeds = Config(), list(range(args.first_seed, args.first_seed + args.seeds))
+    reference_points = parse_log(read_reference(), "2017 log")
+    print(f"Training {len(seeds)} seeds of the source's defaults, {args.jobs} at a time")
+    try:
+        all_losses = envelope.train_seeds(seeds, args.jobs, on_done=lambda seed, losses: print(
+            f"seed {seed}: last epoch's mean loss {losses[-config.num_batches:].mean():.3g}", flush=True))
+    except KeyboardInterrupt:
+        print("echo_rnn_tf1: interrupted; no envelope written", file=sys.stderr)
+        return 130
+
+    low, p10, median, p90, high = envelope.band(all_losses)
+    epoch, step = divmod(np.arange(all_losses.shape[1]), config.num_batches)
+    _write_csv(os.path.join(out, "envelope.csv"), "epoch,step,min,p10,median,p90,max",
+               zip(epoch, step, low, p10, median, p90, high))
+    rows = envelope.seed_rows(seeds, all_losses, reference_points, config)
+    _write_csv(os.path.join(out, "seeds.csv"), "seed,match,widest_epoch_gap_decades,last_epoch_mean_loss",
+               ((seed, int(match), f"{gap:.3f}", f"{mean:.4g}") for seed, match, gap, mean, _ in rows))
+    np.save(os.path.join(out, "losses.npy"), all_losses)  # [seeds, steps] float32, every step of every seed
+    figure = envelope.envelope_figure(seeds, all_losses, [row[1] for row in rows], reference_points, config)
+    save_figure(figure, os.path.join(out, "envelope.png"))
+
+    total = len(reference_points)
+    print(f"The 2017 run lies inside the band [min, max] of {len(seeds)} seeds at "
+          f"{envelope.reference_inside(reference_points, low, high, config)} of its {total} points, "
+          f"inside [10th, 90th percentile] at {envelope.reference_inside(reference_points, p10, p90, config)}.")
+    matching = [row for row in rows if row[1]]
+    print(f"{len(matching)} of {len(seeds)} seeds match the 2017 run by compare's criterion", end="")
+    print(f" (widest epoch gap among them: {max(r[2] for r in matching):.2f} decades)." if matching else ".")
+    for seed, match, gap, mean, summary in rows:
+        if not match:
+            print(f"  seed {seed}: {summary}")
+    print(f"Wrote {out}: envelope.csv, seeds.csv, losses.npy, envelope.png")
+    return EXIT_OK
+
+
+def _write_csv(path, header, rows):
+    from .runs import atomic_write
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(header + "\n")
+            f.writelines(",".join(map(str, row)) + "\n" for row in rows)
+    atomic_write(path, write)
+
+
+COMMANDS = {"compare": compare_command, "envelope": envelope_command}
 
 
 def main(argv=None):
@@ -150,6 +267,6 @@ def main(argv=None):
     command = COMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else train_command(argv)
-    except (UsageError, ConfigError, RunError) as e:
+    except (UsageError, ConfigError, RunError, LogError) as e:
         print(f"echo_rnn_tf1: error: {e}", file=sys.stderr)
         return EXIT_USAGE

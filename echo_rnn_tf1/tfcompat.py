@@ -6,6 +6,7 @@ and only when ``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is first import
 """
 import os
 import sys
+import warnings
 
 
 class LegacyKerasError(RuntimeError):
@@ -27,4 +28,17 @@ def import_tensorflow():
             "set TF_USE_LEGACY_KERAS=1 first (restart the kernel in a notebook), and install "
             f"tf-keras=={'.'.join(tf.__version__.split('.')[:2])}.*"
         ) from e
+    return tf
+
+
+def import_quiet_tensorflow():
+    """``import_tensorflow()`` with less chatter on stderr, for the command line (TF_CPP_MIN_LOG_LEVEL=0 shows all).
+
+    TensorFlow's deprecation notices for the source's API are silenced: using that API is the point here.
+    A few lines TensorFlow prints while loading, before it reads any setting, remain.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", message=r".*BasicRNNCell. is deprecated", category=UserWarning)
+    tf = import_tensorflow()
+    tf.get_logger().setLevel("ERROR")
     return tf

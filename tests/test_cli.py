@@ -32,7 +32,10 @@ def test_short_run_writes_every_file(tmp_path):
     assert set(info["versions"]) == {"python", "tensorflow", "tf-keras", "numpy"}
     assert info["train_seconds"] > 0 and info["final_loss"] == float(losses[-1])
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert str(out) in result.stdout.splitlines()[-1]
+    *_, folder_line, verdict_line = result.stdout.splitlines()
+    assert folder_line.startswith(f"Run folder {out}: ") and "losses.csv" in folder_line
+    assert verdict_line == ("Compared with the 2017 run: not comparable, this run changed the source's "
+                            "num_epochs, total_series_length")
 
 
 def test_run_without_seed_records_one_that_replays(tmp_path):

@@ -1,11 +1,19 @@
-"""A full default run (5 epochs x 1000 steps), as ``python -m echo_rnn_tf1`` does it, learns the echo."""
+"""Full default runs (5 epochs x 1000 steps), as ``python -m echo_rnn_tf1`` does them, judged against 2017."""
+import numpy as np
+
 from conftest import run_cli
+from echo_rnn_tf1.compare import compare
+from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.logs import parse_log, read_reference
 from echo_rnn_tf1.runs import read_losses
+from echo_rnn_tf1.train import train
+
+REFERENCE = parse_log(read_reference(), "2017 log")
 
 
-def test_full_default_run_learns_the_echo(tmp_path):
+def test_full_default_run_learns_the_echo_and_matches_2017(tmp_path):
     # Seed 0 is not hand-picked: 38 of seeds 0-39 end their last epoch with a mean loss below 1e-3 (seed 0:
-    # 1.75e-4); seed 1 sticks on a plateau near 0.16 and seed 21 is slow (6e-3). See README, "What a run prints".
+    # 1.75e-4); seed 1 sticks on a plateau near 0.16 and seed 21 spikes late. See README, "Seeds".
     result = run_cli("--seed", 0, "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -15,3 +23,32 @@ def test_full_default_run_learns_the_echo(tmp_path):
     assert len(losses) == 5000
     assert losses[0] > 0.5                      # untrained: near ln 2 = 0.693
     assert losses[epochs == 4].mean() < 1e-3    # the 2017 run's last epoch: 2.0e-4 to 2.9e-4
+    assert lines[-1].startswith("Compared with the 2017 run: MATCH: ")
+    assert run_cli("compare", tmp_path / "run").returncode == 0
+
+
+def test_seed_1_of_the_source_is_no_match():
+    # A real failure of the source itself: seed 1 never leaves a plateau near 0.16.
+    lines = []
+    train(Config(), 1, log=lines.append)
+    verdict = compare(parse_log("\n".join(lines)), REFERENCE)
+    assert not verdict.match and "epoch 1: median loss 0.1" in verdict.summary
+    assert [ok for *_, ok in verdict.epochs] == [None, False, False, False, False]
+
+
+def test_envelope_of_two_seeds(tmp_path):
+    out = tmp_path / "envelope"
+    result = run_cli("envelope", "--seeds", 2, "--first-seed", 0, "--out", out)
+    assert result.returncode == 0, result.stderr
+    band = np.loadtxt(out / "envelope.csv", delimiter=",", skiprows=1)
+    assert band.shape == (5000, 7)  # epoch, step, min, p10, median, p90, max
+    assert (np.diff(band[:, 2:], axis=1) >= 0).all()
+    seeds = np.loadtxt(out / "seeds.csv", delimiter=",", skiprows=1)
+    assert seeds[:, :2].tolist() == [[0, 1], [1, 0]]      # seed 0 matches; seed 1 (the plateau) does not
+    inside = sum(band[1000 * p.epoch + p.step, 2] <= p.loss <= band[1000 * p.epoch + p.step, 6] for p in REFERENCE)
+    assert f"inside the band [min, max] of 2 seeds at {inside} of its 50 points" in result.stdout
+    assert "1 of 2 seeds match the 2017 run" in result.stdout and "seed 1: NO MATCH" in result.stdout
+    assert (out / "envelope.png").read_bytes()[:4] == b"\x89PNG"
+    # An envelope is never overwritten.
+    again = run_cli("envelope", "--seeds", 1, "--out", out)
+    assert again.returncode == 2 and "holds an envelope already" in again.stderr

@@ -1,0 +1,98 @@
+"""Reading loss logs in the source's format: ``New data, epoch k`` and ``Step N Batch loss X``.
+
+Reads what users actually have: logs written by this package, and the 2017 text pasted from the notebook
+(indented, with TensorFlow's WARNING lines between), values in the old 6-significant-digit style (0.70098) or
+today's float32 style (0.65985644). Anything wrong is a ``LogError`` that names the line.
+"""
+import collections
+import re
+from importlib import resources
+
+from .train import LOG_EVERY
+
+REFERENCE_NAME = "reference_2017.log"  # the 2017 run's 50 loss lines, exactly as the source recorded them
+
+_EPOCH = re.compile(r"New data, epoch\s+(\S+)")
+_LOSS = re.compile(r"Step\s+(\S+)\s+Batch loss\s+(\S+)")
+
+
+class LogError(ValueError):
+    """A log that cannot be read; the message names the file and line."""
+
+
+# One logged loss; ``line`` is its 1-based line number in the file.
+Point = collections.namedtuple("Point", ["epoch", "step", "loss", "line"])
+
+
+def read_reference():
+    """The 2017 run's log text, as shipped with the package."""
+    return resources.files(__package__).joinpath(REFERENCE_NAME).read_text()
+
+
+def read_log(path):
+    """Parse the log at ``path`` (a ``train.log`` or any text holding the source's lines)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        raise LogError(f"{path}: cannot read ({e.strerror})") from None
+    return parse_log(text, name=str(path))
+
+
+def parse_log(text, name="log"):
+    """Return the log's ``Point``s in order, or raise ``LogError`` naming the first bad line.
+
+    Lines that are neither an epoch line nor a loss line are noise and skipped. The points must be what
+    the source prints: epochs 0, 1, 2, ... in order; in each, steps 0, 100, 200, ... with none missing or
+    repeated; every epoch but the last as long as the first (the last may stop early).
+    """
+    points, epoch, epoch_line, expected_step, lengths = [], None, 0, 0, []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        where = f"{name}, line {number}"
+        epoch_match, loss_match = _EPOCH.fullmatch(line), _LOSS.fullmatch(line)
+        if epoch_match:
+            new_epoch = _integer(epoch_match.group(1), where, "epoch")
+            expected = 0 if epoch is None else epoch + 1
+            if new_epoch != expected:
+                problem = "repeats epoch" if epoch is not None and new_epoch <= epoch else "skips to epoch"
+                raise LogError(f"{where}: {problem} {new_epoch} (expected epoch {expected})")
+            if epoch is not None:
+                lengths.append((epoch, expected_step // LOG_EVERY, epoch_line))
+            epoch, epoch_line, expected_step = new_epoch, number, 0
+        elif loss_match:
+            if epoch is None:
+                raise LogError(f"{where}: a loss line before any 'New data, epoch' line")
+            step = _integer(loss_match.group(1), where, "step")
+            if step != expected_step:
+                if step < expected_step:
+                    raise LogError(f"{where}: epoch {epoch} step {step} again, or out of order (expected step {expected_step})")
+                raise LogError(f"{where}: epoch {epoch} step {step} follows step {expected_step - LOG_EVERY}: "
+                               f"step {expected_step} is missing")
+            points.append(Point(epoch, step, _loss(loss_match.group(2), where), number))
+            expected_step += LOG_EVERY
+        elif line.startswith(("Step ", "New data")) and ("Batch loss" in line or "epoch" in line):
+            raise LogError(f"{where}: malformed log line {line[:80]!r}")
+    if not points:
+        raise LogError(f"{name}: no loss lines ('Step N Batch loss X') in it")
+    first_length = lengths[0][1] if lengths else None
+    for epoch_idx, length, line_no in lengths:
+        if length != first_length:
+            raise LogError(f"{name}, line {line_no}: epoch {epoch_idx} has {length} loss lines, epoch 0 has {first_length}")
+    return points
+
+
+def _integer(text, where, what):
+    if not text.isdigit():
+        raise LogError(f"{where}: {what} {text!r} is not a whole number")
+    return int(text)
+
+
+def _loss(text, where):
+    try:
+        value = float(text)
+    except ValueError:
+        raise LogError(f"{where}: loss {text!r} is not a number") from None
+    if value < 0:  # NaN and inf pass: they are what a diverged run printed
+        raise LogError(f"{where}: loss {text} is negative; a cross-entropy never is")
+    return value
