@@ -5,6 +5,7 @@ Nothing heavy is imported here: TensorFlow and matplotlib are imported by the co
 """
 import argparse
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -40,7 +41,7 @@ class Parser(argparse.ArgumentParser):
 def train_parser():
     p = Parser(prog="python -m echo_rnn_tf1",
                description="Train the 2017 Echo-RNN (BasicRNNCell + dynamic_rnn through tf.compat.v1) and print "
-                           "the source's log. Other commands: compare, envelope (see: COMMAND --help).",
+                           "the source's log. Other commands: compare, envelope, evaluate, predict (see: COMMAND --help).",
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = Config()
     for field in dataclasses.fields(Config):
@@ -50,6 +51,9 @@ def train_parser():
                                             "(default: draw one and record it in run.json)")
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite the files of a run already in --out")
+    p.add_argument("--unroll", action="store_true",
+                   help="the same cell over static_rnn instead of dynamic_rnn: same math, faster per step")
+    p.add_argument("--tensorboard", action="store_true", help="write the graph and every step's loss under OUT/tb/")
     return p
 
 
@@ -62,12 +66,12 @@ def train_command(argv):
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-seed{seed}")
     run = RunWriter(out, force=args.force)  # refuses a used or unwritable --out before anything is loaded
     try:
-        return _train_into(run, config, seed)
+        return _train_into(run, config, seed, args.unroll, args.tensorboard)
     finally:
         run.close()
 
 
-def _train_into(run, config, seed):
+def _train_into(run, config, seed, unroll, tensorboard):
     received = []  # signals that arrived; the loop stops after the step in progress
 
     def on_step(epoch_idx, batch_idx, loss):
@@ -78,8 +82,9 @@ def _train_into(run, config, seed):
     previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        run.write_info(status="running", seed=seed, config=config.to_dict(), rnn="dynamic_rnn", versions=versions())
-        status, exit_code, train_seconds = _train_session(run, config, seed, on_step, received)
+        run.write_info(status="running", seed=seed, config=config.to_dict(),
+                       rnn="static_rnn" if unroll else "dynamic_rnn", versions=versions())
+        status, exit_code, train_seconds = _train_session(run, config, seed, on_step, received, unroll, tensorboard)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -94,16 +99,18 @@ def _train_into(run, config, seed):
     return exit_code
 
 
-def _train_session(run, config, seed, on_step, received):
+def _train_session(run, config, seed, on_step, received, unroll, tensorboard):
     """Build and train; return ``(status, exit_code, train_seconds)``. Saves a checkpoint unless the run diverged."""
     from .tfcompat import import_quiet_tensorflow
 
     tf = import_quiet_tensorflow()
     from .train import Diverged, prepare, run_training
 
-    graph, model, inputs_value, targets_value = prepare(config, seed)
+    graph, model, inputs_value, targets_value = prepare(config, seed, unroll)
     with graph.as_default():
-        saver = tf.compat.v1.train.Saver()
+        saver = tf.compat.v1.train.Saver(save_relative_paths=True)  # the run folder can be moved
+    if tensorboard:
+        on_step = _with_tensorboard(tf, graph, run.file("tb"), on_step)
     status, exit_code = "finished", EXIT_OK
     with tf.compat.v1.Session(graph=graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
@@ -120,9 +127,26 @@ def _train_session(run, config, seed, on_step, received):
             status, exit_code = "interrupted", 128 + e.signum  # the shell's code for death by that signal
             print(f"echo_rnn_tf1: {e} received; training stopped after {run.steps_done} steps", file=sys.stderr)
         train_seconds = time.perf_counter() - start
+        if tensorboard:
+            on_step.writer.close()
         if status != "diverged":  # a diverged model's weights are not worth keeping
             saver.save(sess, run.file(CHECKPOINT_PREFIX), global_step=run.steps_done)
     return status, exit_code, train_seconds
+
+
+def _with_tensorboard(tf, graph, log_dir, on_step):
+    """``on_step`` that also writes each step's loss for TensorBoard, beside the graph (no extra op in the graph)."""
+    with graph.as_default():  # a v1 FileWriter refuses to be made under eager execution
+        writer = tf.compat.v1.summary.FileWriter(log_dir, graph)
+    step = iter(range(2**62))
+
+    def on_step_tb(epoch_idx, batch_idx, loss):
+        value = tf.compat.v1.Summary.Value(tag="loss", simple_value=float(loss))
+        writer.add_summary(tf.compat.v1.Summary(value=[value]), global_step=next(step))
+        on_step(epoch_idx, batch_idx, loss)
+
+    on_step_tb.writer = writer
+    return on_step_tb
 
 
 def _plot_run(run, config):
@@ -259,7 +283,85 @@ def _write_csv(path, header, rows):
     atomic_write(path, write)
 
 
-COMMANDS = {"compare": compare_command, "envelope": envelope_command}
+def evaluate_parser():
+    p = Parser(prog="python -m echo_rnn_tf1 evaluate",
+               description="Run a trained model on a fresh series drawn as in training: loss, accuracy, and "
+                           "accuracy at each position of the window.")
+    p.add_argument("run", help="a run folder with a checkpoint")
+    p.add_argument("--seed", type=int, help="seed of the fresh series (default: draw one; it is printed)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def evaluate_command(argv):
+    args = evaluate_parser().parse_args(argv)
+    from .evaluate import evaluate
+    from .runs import load_run
+    from .tfcompat import import_quiet_tensorflow
+    from .train import draw_seed
+
+    _, config = load_run(args.run)  # refuse a folder that is not a run before loading TensorFlow
+    import_quiet_tensorflow()
+    result = evaluate(args.run, args.seed if args.seed is not None else draw_seed())
+    if args.json:
+        print(json.dumps(result))
+        return EXIT_OK
+    bits = result["windows"] * config.truncated_backprop_length
+    print(f"Evaluated {args.run} on a fresh series (seed {result['seed']}): {result['windows']} windows of "
+          f"{config.truncated_backprop_length}, each from a zero state")
+    print(f"loss      {result['loss']:.6g}")
+    print(f"accuracy  {100 * result['accuracy']:.2f} % of {bits} bits")
+    positions = range(config.truncated_backprop_length)
+    print("position  " + " ".join(f"{i:>6}" for i in positions))
+    print("target    " + " ".join(f"{'0' if i < config.echo_step else 'echo':>6}" for i in positions))
+    print("accuracy  " + " ".join(f"{100 * a:>6.2f}" for a in result["accuracy_by_position"]))
+    return EXIT_OK
+
+
+def predict_parser():
+    p = Parser(prog="python -m echo_rnn_tf1 predict",
+               description="Show a trained model's echo of your bits, window by window (each from a zero state).")
+    p.add_argument("run", help="a run folder with a checkpoint")
+    p.add_argument("bits", help="0s and 1s; the length a multiple of the run's truncated_backprop_length")
+    p.add_argument("--json", action="store_true", help='print {"input": ..., "target": ..., "prediction": ...}')
+    return p
+
+
+def predict_command(argv):
+    args = predict_parser().parse_args(argv)
+    from .evaluate import bit_windows, predict
+    from .runs import load_run
+    from .tfcompat import import_quiet_tensorflow
+
+    _, config = load_run(args.run)
+    bit_windows(args.bits, config)  # refuse bad bits before loading TensorFlow
+    import_quiet_tensorflow()
+    result = predict(args.run, args.bits)
+    if args.json:
+        print(json.dumps(result))
+        return EXIT_OK
+    length = config.truncated_backprop_length
+    step = max(1, 72 // (length + 1)) * length  # whole windows per line
+
+    def spaced(text):
+        return " ".join(text[i:i + length] for i in range(0, len(text), length))
+
+    for start in range(0, len(result["input"]), step):
+        for name in ("input", "target", "prediction"):
+            print(f"{name:<11} " + spaced(result[name][start:start + step]))
+        wrong = "".join(" " if a == b else "^" for a, b in zip(result["target"][start:start + step],
+                                                                 result["prediction"][start:start + step]))
+        if wrong.strip():
+            print(f"{'wrong':<11} " + spaced(wrong))
+        print()
+    right = sum(a == b for a, b in zip(result["target"], result["prediction"]))
+    print(f"{right} of {len(result['target'])} bits as trained: the first {config.echo_step} of each "
+          f"window 0, the rest the input {config.echo_step} steps earlier")
+    return EXIT_OK
+
+
+COMMANDS = {"compare": compare_command, "envelope": envelope_command, "evaluate": evaluate_command,
+            "predict": predict_command}
 
 
 def main(argv=None):

@@ -25,7 +25,7 @@ def draw_seed():
     return secrets.randbelow(2**31)
 
 
-def prepare(config, seed):
+def prepare(config, seed, unroll=False):
     """Seed, generate the data and build the graph, in the source's order.
 
     ``seed`` means exactly ``random.seed(seed); np.random.seed(seed); tf.compat.v1.set_random_seed(seed)`` at the
@@ -33,6 +33,7 @@ def prepare(config, seed):
     The graph is a fresh ``tf.Graph()`` rather than the process's default graph, so that eager TensorFlow 2
     code can run in the same process; the results are bit-identical to running with eager execution off.
 
+    ``unroll`` builds the graph over ``static_rnn`` instead of ``dynamic_rnn`` (see ``build_model``).
     Returns ``(graph, model, inputs_value, targets_value)``.
     """
     tf = import_tensorflow()
@@ -42,7 +43,7 @@ def prepare(config, seed):
     with graph.as_default():
         tf.compat.v1.set_random_seed(seed)
         inputs_value, targets_value = generate_data(config)
-        model = build_model(config)
+        model = build_model(config, unroll=unroll)
     return graph, model, inputs_value, targets_value
 
 
@@ -82,10 +83,10 @@ def run_training(sess, model, inputs_value, targets_value, config, log=print, on
     return loss_list
 
 
-def train(config, seed, log=print, on_step=None):
+def train(config, seed, log=print, on_step=None, unroll=False):
     """Seed, build and train in a session of its own, as the source does from top to bottom; return the losses."""
     tf = import_tensorflow()
-    graph, model, inputs_value, targets_value = prepare(config, seed)
+    graph, model, inputs_value, targets_value = prepare(config, seed, unroll)
     with tf.compat.v1.Session(graph=graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         return run_training(sess, model, inputs_value, targets_value, config, log, on_step)

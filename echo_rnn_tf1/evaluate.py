@@ -1,0 +1,87 @@
+"""What a trained run learned: its loss and accuracy on fresh data, and its echo of a user's bits."""
+import contextlib
+import random
+
+import numpy as np
+
+from .data import echo_targets, generate_data
+from .model import TRAINED_VARIABLES, build_model
+from .runs import RunError, load_run
+from .tfcompat import import_tensorflow
+
+
+@contextlib.contextmanager
+def trained_model(run_dir):
+    """Yield ``(sess, model, config)``: an inference graph for any number of windows, with the run's variables."""
+    info, config = load_run(run_dir)
+    tf = import_tensorflow()
+    checkpoint = tf.train.latest_checkpoint(str(run_dir))
+    if checkpoint is None:
+        raise RunError(f"{run_dir}: no checkpoint (status {info.get('status')!r}; a diverged run keeps none)")
+    graph = tf.Graph()
+    with graph.as_default():
+        model = build_model(config, unroll=info.get("rnn") == "static_rnn", inference=True)
+        variables = {v.op.name: v for v in graph.get_collection("trainable_variables")}
+        saver = tf.compat.v1.train.Saver({name: variables[name] for name in TRAINED_VARIABLES})
+    with tf.compat.v1.Session(graph=graph) as sess:
+        try:
+            saver.restore(sess, checkpoint)
+        except (tf.errors.OpError, ValueError) as e:
+            raise RunError(f"{checkpoint}: cannot restore the trained variables ({e.message if hasattr(e, 'message') else e})"
+                           .splitlines()[0]) from None
+        yield sess, model, config
+
+
+def windows(values, config):
+    """Cut ``[batch_size, series/batch_size]`` data into its training windows: ``[num_windows, truncated_backprop_length]``."""
+    return values.reshape(config.batch_size, config.num_batches, config.truncated_backprop_length).reshape(
+        -1, config.truncated_backprop_length)
+
+
+def evaluate(run_dir, seed):
+    """Loss and accuracy of a trained run on a fresh series drawn with ``seed`` (the training recipe, new numbers).
+
+    Every window starts from a zero state, as in training. Positions before ``echo_step`` have target 0;
+    from ``echo_step`` on, the target is the input ``echo_step`` steps earlier.
+    """
+    with trained_model(run_dir) as (sess, model, config):
+        random.seed(seed)
+        np.random.seed(seed)
+        inputs_value, targets_value = generate_data(config)
+        batchX, batchY = windows(inputs_value, config), windows(targets_value, config)
+        losses, predictions = sess.run([model.losses, model.predictions],
+                                       {model.batchX_placeholder: batchX, model.batchY_placeholder: batchY})
+    correct = predictions.argmax(axis=-1) == batchY  # [num_windows, truncated_backprop_length]
+    return {
+        "seed": seed,
+        "windows": int(batchX.shape[0]),
+        "loss": float(losses.mean()),
+        "accuracy": float(correct.mean()),
+        "accuracy_by_position": [float(a) for a in correct.mean(axis=0)],
+        "echo_step": config.echo_step,
+    }
+
+
+def bit_windows(bits, config):
+    """A user's bit string as ``[windows, truncated_backprop_length]`` ints, or RunError saying what is wrong."""
+    length = config.truncated_backprop_length
+    if not bits or set(bits) - {"0", "1"}:
+        raise RunError(f"BITS {bits[:40]!r}: must be a string of 0 and 1")
+    if len(bits) % length:
+        raise RunError(f"BITS: {len(bits)} bits is not a multiple of truncated_backprop_length ({length}); "
+                       f"the run learned windows of {length}")
+    return np.array([int(b) for b in bits]).reshape(-1, length)
+
+
+def predict(run_dir, bits):
+    """The run's prediction for a string of 0/1 whose length is a multiple of ``truncated_backprop_length``.
+
+    Returns ``{"input", "target", "prediction"}`` as bit strings; each window is fed from a zero state.
+    """
+    _, config = load_run(run_dir)
+    inputs = bit_windows(bits, config)
+    with trained_model(run_dir) as (sess, model, config):
+        predictions = sess.run(model.predictions, {model.batchX_placeholder: inputs})
+    return {"input": bits,
+            "target": "".join(map(str, echo_targets(inputs.reshape(-1), config))),
+            "prediction": "".join(map(str, predictions.argmax(axis=-1).reshape(-1)))}

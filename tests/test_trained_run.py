@@ -1,0 +1,111 @@
+"""A short trained run, reused: checkpoint, evaluate, predict, TensorBoard; and --unroll against the default."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.train import train
+
+UNROLL_RTOL = 4e-3  # static_rnn vs dynamic_rnn over one epoch: measured <= 0.094 % on seeds 0, 2, 3 (0.4 % seen before)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    # One epoch of the defaults with seed 0 learns the echo (last loss 7.6e-4).
+    out = tmp_path_factory.mktemp("trained") / "run"
+    result = run_cli("--num-epochs", 1, "--seed", 0, "--out", out, "--tensorboard")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_checkpoint_is_found_even_after_the_folder_moves(tf, run_dir, tmp_path):
+    assert tf.train.latest_checkpoint(str(run_dir)).endswith("model.ckpt-1000")
+    moved = tmp_path / "moved"
+    import shutil
+
+    shutil.copytree(run_dir, moved)
+    assert tf.train.latest_checkpoint(str(moved)) == str(moved / "model.ckpt-1000")
+
+
+def test_evaluate_reports_a_perfect_echo(run_dir):
+    result = run_cli("evaluate", run_dir, "--seed", 5, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["seed"] == 5 and report["windows"] == 5000
+    assert report["accuracy"] == 1.0 and report["accuracy_by_position"] == [1.0] * 10
+    assert 0 < report["loss"] < 0.01
+    human = run_cli("evaluate", run_dir, "--seed", 5).stdout
+    assert "accuracy  100.00 % of 50000 bits" in human and "target         0      0      0   echo" in human
+
+
+def test_evaluate_a_run_that_learned_nothing(tmp_path):
+    # 10 steps: the net has not learned the echo; the positions before echo_step (always 0) come first.
+    out = tmp_path / "run"
+    assert run_cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 0, "--out", out).returncode == 0
+    report = json.loads(run_cli("evaluate", out, "--seed", 1, "--json").stdout)
+    echo_positions = report["accuracy_by_position"][3:]
+    assert report["accuracy"] < 0.9 and max(echo_positions) < 0.75
+
+
+def test_predict_aligns_input_echo_and_prediction(run_dir):
+    bits = "0110111001" "1010010110"
+    result = run_cli("predict", run_dir, bits, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"input": bits, "target": "0000110111" "0001010010",
+                                         "prediction": "0000110111" "0001010010"}
+    lines = run_cli("predict", run_dir, bits).stdout.splitlines()
+    assert lines[:3] == ["input       0110111001 1010010110", "target      0000110111 0001010010",
+                         "prediction  0000110111 0001010010"]
+    assert lines[-1].startswith("20 of 20 bits as trained")
+
+
+@pytest.mark.parametrize("bits, says", [("0110", "4 bits is not a multiple of truncated_backprop_length (10)"),
+                                        ("01201", "must be a string of 0 and 1"), ("", "must be a string of 0 and 1")])
+def test_predict_refuses_bad_bits(run_dir, bits, says):
+    result = run_cli("predict", run_dir, bits)
+    assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["predict", "{run}", "0" * 10]])
+def test_evaluate_and_predict_refuse_what_is_not_a_run(tmp_path, command):
+    for target, says in [(tmp_path / "nope", "no such run folder"), (tmp_path, "not a run folder")]:
+        args = [str(target) if a == "{run}" else a for a in command] + ([] if "{run}" in command else [str(target)])
+        result = run_cli(*args)
+        assert result.returncode == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_diverged_run_has_no_checkpoint_to_evaluate(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("--num-epochs", 1, "--total-series-length", 500, "--learning-rate", "1e38", "--out", out).returncode == 1
+    result = run_cli("evaluate", out)
+    assert result.returncode == 2 and "no checkpoint" in result.stderr
+
+
+def test_tensorboard_event_file_holds_the_graph_and_every_loss(tf, run_dir):
+    (event_file,) = (run_dir / "tb").iterdir()
+    losses, has_graph = {}, False
+    for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+        has_graph |= bool(event.graph_def)
+        for value in event.summary.value:
+            losses[event.step] = value.simple_value
+    assert has_graph
+    csv_losses = np.loadtxt(run_dir / "losses.csv", delimiter=",", skiprows=1, dtype=str)[:, 2].astype(np.float32)
+    assert sorted(losses) == list(range(1000))
+    assert np.array_equal(np.array([losses[i] for i in range(1000)], dtype=np.float32), csv_losses)
+
+
+def test_unroll_is_the_same_math_as_the_default():
+    config = Config(num_epochs=1)
+    default = np.array(train(config, 0, log=lambda line: None))
+    unrolled = np.array(train(config, 0, log=lambda line: None, unroll=True))
+    assert default[0] == unrolled[0]  # same initial weights, same data: the same first loss, to the bit
+    np.testing.assert_allclose(unrolled, default, rtol=UNROLL_RTOL)
+
+
+def test_unroll_from_the_cli_is_recorded_and_evaluates(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("--num-epochs", 1, "--seed", 0, "--out", out, "--unroll").returncode == 0
+    assert json.loads((out / "run.json").read_text())["rnn"] == "static_rnn"
+    assert json.loads(run_cli("evaluate", out, "--seed", 5, "--json").stdout)["accuracy"] == 1.0
