@@ -131,6 +131,7 @@ def _train_session(run, config, seed, on_step, received, unroll, tensorboard):
             on_step.writer.close()
         if status != "diverged":  # a diverged model's weights are not worth keeping
             saver.save(sess, run.file(CHECKPOINT_PREFIX), global_step=run.steps_done)
+            _plot_predictions(run, sess, model, config, seed)
     return status, exit_code, train_seconds
 
 
@@ -150,11 +151,23 @@ def _with_tensorboard(tf, graph, log_dir, on_step):
 
 
 def _plot_run(run, config):
+    from .logs import parse_log, read_reference
     from .plots import loss_figure, save_figure
     from .runs import LOSSES, read_losses
 
     _, _, losses = read_losses(run.file(LOSSES))
-    save_figure(loss_figure(losses, config.num_batches), run.file(LOSS_PNG))
+    reference = parse_log(read_reference(), "2017 log") if config == Config() else None
+    save_figure(loss_figure(losses, config.num_batches, reference), run.file(LOSS_PNG))
+
+
+def _plot_predictions(run, sess, model, config, seed):
+    """predictions.png: the trained net on a held-out batch, drawn with seed + 1."""
+    from .evaluate import held_out_predictions
+    from .plots import predictions_figure, save_figure
+    from .runs import PREDICTIONS_PNG
+
+    figure = predictions_figure(*held_out_predictions(sess, model, config, seed + 1), config)
+    save_figure(figure, run.file(PREDICTIONS_PNG))
 
 
 def compare_parser():

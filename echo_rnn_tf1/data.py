@@ -6,8 +6,11 @@ seeded run draws the same numbers in the same order (the data first, then ``W2``
 import numpy as np
 
 
-def generate_data(config):
+def generate_data(config, rng=np.random):
     """Return ``(inputs_value, targets_value)``, int arrays of shape [batch_size, total_series_length // batch_size].
+
+    ``rng`` is numpy's global random state, as in the source, or a ``np.random.RandomState`` for data that must
+    leave the global state alone (``RandomState(s)`` draws what ``np.random.seed(s)`` then the source draws).
 
     The targets are the inputs rolled right by ``echo_step``; then the first ``echo_step`` targets of every
     ``truncated_backprop_length`` window of the flat series are set to 0. The source does this because each
@@ -15,7 +18,7 @@ def generate_data(config):
     targets are made learnable (always 0). The roll also wraps the series' last bits to its front, but those
     land in the first window's zeroed positions.
     """
-    inputs_value = np.array(np.random.choice(2, config.total_series_length, p=[0.5, 0.5]))
+    inputs_value = np.array(rng.choice(2, config.total_series_length, p=[0.5, 0.5]))
     targets_value = zero_window_starts(np.roll(inputs_value, config.echo_step), config)
     inputs_value = inputs_value.reshape((config.batch_size, -1))    # [batch_size, series_length / batch_size]
     targets_value = targets_value.reshape((config.batch_size, -1))  # [batch_size, series_length / batch_size]

@@ -11,8 +11,7 @@ import numpy as np
 
 from .compare import compare
 from .config import Config
-from .logs import Point
-from .train import LOG_EVERY
+from .logs import logged_points
 
 
 def train_seed(seed):
@@ -37,13 +36,6 @@ def train_seeds(seeds, jobs, on_done=None):
             if on_done is not None:
                 on_done(seed, results[seed])
     return np.stack([results[seed] for seed in seeds])
-
-
-def logged_points(losses, config=Config()):
-    """The points a run of these losses logs: every ``LOG_EVERY``-th step of each epoch."""
-    grid = np.asarray(losses).reshape(-1, config.num_batches)
-    return [Point(epoch, step, float(grid[epoch, step]), None)
-            for epoch in range(grid.shape[0]) for step in range(0, config.num_batches, LOG_EVERY)]
 
 
 def band(all_losses):
@@ -87,7 +79,7 @@ def seed_rows(seeds, all_losses, reference_points, config=Config()):
     """Per seed: ``(seed, match, widest gap in decades among the judged epochs, last epoch's mean, verdict summary)``."""
     rows = []
     for seed, losses in zip(seeds, all_losses):
-        verdict = compare(logged_points(losses, config), reference_points)
+        verdict = compare(logged_points(losses, config.num_batches), reference_points)
         widest = max(abs(e[3]) for e in verdict.epochs if e[4] is not None and e[3] is not None)
         rows.append((seed, verdict.match, widest, float(losses[-config.num_batches:].mean()), verdict.summary))
     return rows

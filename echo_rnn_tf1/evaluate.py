@@ -1,6 +1,5 @@
 """What a trained run learned: its loss and accuracy on fresh data, and its echo of a user's bits."""
 import contextlib
-import random
 
 import numpy as np
 
@@ -38,6 +37,40 @@ def windows(values, config):
         -1, config.truncated_backprop_length)
 
 
+def score(sess, model, batchX, batchY):
+    """Per-window losses and correctness ``[windows, truncated_backprop_length]`` of ``model`` in ``sess``.
+
+    Works with the training graph too: windows are fed in chunks of its fixed batch size.
+    """
+    chunk = model.batchX_placeholder.shape[0] or len(batchX)
+    losses, correct = [], []
+    for start in range(0, len(batchX), chunk):
+        x, y = batchX[start:start + chunk], batchY[start:start + chunk]
+        chunk_losses, predictions = sess.run([model.losses, model.predictions],
+                                             {model.batchX_placeholder: x, model.batchY_placeholder: y})
+        losses.append(chunk_losses)
+        correct.append(predictions.argmax(axis=-1) == y)
+    return np.concatenate(losses), np.concatenate(correct)
+
+
+def report(losses, correct, config, seed):
+    """The evaluation report: loss, accuracy, accuracy by position in the window."""
+    return {
+        "seed": seed,
+        "windows": int(correct.shape[0]),
+        "loss": float(losses.mean()),
+        "accuracy": float(correct.mean()),
+        "accuracy_by_position": [float(a) for a in correct.mean(axis=0)],
+        "echo_step": config.echo_step,
+    }
+
+
+def fresh_windows(config, seed):
+    """A fresh series drawn by the training recipe with ``seed`` (global random state untouched), as windows."""
+    inputs_value, targets_value = generate_data(config, np.random.RandomState(seed))
+    return windows(inputs_value, config), windows(targets_value, config)
+
+
 def evaluate(run_dir, seed):
     """Loss and accuracy of a trained run on a fresh series drawn with ``seed`` (the training recipe, new numbers).
 
@@ -45,21 +78,21 @@ def evaluate(run_dir, seed):
     from ``echo_step`` on, the target is the input ``echo_step`` steps earlier.
     """
     with trained_model(run_dir) as (sess, model, config):
-        random.seed(seed)
-        np.random.seed(seed)
-        inputs_value, targets_value = generate_data(config)
-        batchX, batchY = windows(inputs_value, config), windows(targets_value, config)
-        losses, predictions = sess.run([model.losses, model.predictions],
-                                       {model.batchX_placeholder: batchX, model.batchY_placeholder: batchY})
-    correct = predictions.argmax(axis=-1) == batchY  # [num_windows, truncated_backprop_length]
-    return {
-        "seed": seed,
-        "windows": int(batchX.shape[0]),
-        "loss": float(losses.mean()),
-        "accuracy": float(correct.mean()),
-        "accuracy_by_position": [float(a) for a in correct.mean(axis=0)],
-        "echo_step": config.echo_step,
-    }
+        batchX, batchY = fresh_windows(config, seed)
+        losses, correct = score(sess, model, batchX, batchY)
+    return report(losses, correct, config, seed)
+
+
+def held_out_predictions(sess, model, config, seed, num_windows=4):
+    """``num_windows`` consecutive windows of each of ``batch_size`` rows of a fresh series, through the training
+    graph: ``(inputs, targets, probability of a 1)``, each ``[batch_size, num_windows * truncated_backprop_length]``."""
+    inputs_value, targets_value = generate_data(config, np.random.RandomState(seed))
+    length = num_windows * config.truncated_backprop_length
+    inputs, targets = inputs_value[:, :length], targets_value[:, :length]
+    probabilities = np.concatenate([
+        sess.run(model.predictions, {model.batchX_placeholder: inputs[:, i:i + config.truncated_backprop_length]})
+        for i in range(0, length, config.truncated_backprop_length)], axis=1)
+    return inputs, targets, probabilities[..., 1]
 
 
 def bit_windows(bits, config):

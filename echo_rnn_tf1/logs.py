@@ -96,3 +96,9 @@ def _loss(text, where):
     if value < 0:  # NaN and inf pass: they are what a diverged run printed
         raise LogError(f"{where}: loss {text} is negative; a cross-entropy never is")
     return value
+
+
+def logged_points(losses, num_batches):
+    """The points a run with these per-step losses logs: every ``LOG_EVERY``-th step of each epoch."""
+    return [Point(i // num_batches, i % num_batches, float(loss), None)
+            for i, loss in enumerate(losses) if i % num_batches % LOG_EVERY == 0]

@@ -6,7 +6,7 @@ from .runs import atomic_write
 
 
 def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training loss"):
-    """Loss against step on a log scale, epochs marked; ``reference`` is a list of (step, loss) points to overlay."""
+    """Loss against step on a log scale, epochs marked; ``reference``: ``logs.Point``s (the 2017 run) to overlay."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 4), layout="constrained")
@@ -16,8 +16,8 @@ def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training lo
     for epoch_start in range(num_batches, len(losses), num_batches):
         ax.axvline(epoch_start, color="0.8", lw=0.8, zorder=0)
     if reference is not None:
-        ref_steps, ref_losses = zip(*reference)
-        ax.plot(ref_steps, ref_losses, "o", ms=4, color="tab:red", label="2017 run, every 100th step")
+        ax.plot([p.epoch * num_batches + p.step for p in reference], [p.loss for p in reference],
+                "o", ms=4, color="tab:red", label="2017 run, every 100th step")
     ax.axhline(np.log(2), color="0.5", ls=":", lw=1)
     ax.annotate("ln 2: untrained", (0, np.log(2)), textcoords="offset points", xytext=(4, 3), fontsize=8, color="0.4")
     ax.set_yscale("log")
@@ -25,6 +25,54 @@ def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training lo
     ax.set_ylabel("batch loss (cross-entropy)")
     ax.set_title(title)
     ax.legend(loc="lower left")
+    return fig
+
+
+def predictions_figure(inputs, targets, probabilities, config):
+    """A row per batch element: input bits (bars), target bits (steps), and the net's probability of a 1.
+
+    Window boundaries are marked, and the first ``echo_step`` positions of each window (target always 0) shaded.
+    """
+    from matplotlib.figure import Figure
+
+    rows, length = inputs.shape
+    steps = np.arange(length)
+    fig = Figure(figsize=(10, 1.3 * rows + 0.8), layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    for row, ax in enumerate(axes):
+        for start in range(0, length, config.truncated_backprop_length):
+            ax.axvspan(start - 0.5, start + config.echo_step - 0.5, color="0.92", lw=0)
+            ax.axvline(start - 0.5, color="0.6", lw=0.8)
+        ax.bar(steps, inputs[row], width=0.8, color="tab:blue", alpha=0.35, label="input")
+        ax.step(steps, targets[row], where="mid", color="tab:red", lw=1.5, label=f"target (input {config.echo_step} steps earlier)")
+        ax.plot(steps, probabilities[row], "o", ms=3.5, color="tab:green", label="predicted probability of a 1")
+        ax.set_ylim(-0.1, 1.15)
+        ax.set_yticks([0, 1])
+        ax.set_ylabel(f"row {row}")
+    axes[0].legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=3, fontsize=8, frameon=False)
+    axes[-1].set_xlabel(f"step (windows of {config.truncated_backprop_length}, each from a zero state; "
+                        f"shaded: the first {config.echo_step}, whose target is always 0)")
+    fig.suptitle("What the trained Echo-RNN predicts on a held-out batch")
+    return fig
+
+
+def accuracy_figure(accuracy_by_position, config, title="Accuracy by position in the window, fresh data"):
+    """Accuracy at each position of the window (bars), the echo positions told apart from the always-0 ones."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3), layout="constrained")
+    ax = fig.add_subplot()
+    positions = np.arange(len(accuracy_by_position))
+    colors = ["0.6" if i < config.echo_step else "tab:green" for i in positions]
+    ax.bar(positions, 100 * np.asarray(accuracy_by_position), color=colors)
+    for i, a in zip(positions, accuracy_by_position):
+        ax.annotate(f"{100 * a:.1f}", (i, 100 * a), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=7)
+    ax.axhline(50, color="0.5", ls=":", lw=1)
+    ax.set_xticks(positions, [f"{i}\n{'0' if i < config.echo_step else 'echo'}" for i in positions])
+    ax.set_ylim(0, 109)
+    ax.set_xlabel("position in the window, and its target")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
     return fig
 
 

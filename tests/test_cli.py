@@ -13,7 +13,8 @@ def test_short_run_writes_every_file(tmp_path):
     out = tmp_path / "run"
     result = run_cli("--num-epochs", 2, "--total-series-length", 5000, "--seed", 3, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert {p.name for p in out.iterdir()} >= {"train.log", "losses.csv", "run.json", "loss.png", "checkpoint"}
+    assert {p.name for p in out.iterdir()} >= {"train.log", "losses.csv", "run.json", "loss.png", "predictions.png",
+                                             "checkpoint"}
 
     log = (out / "train.log").read_text().splitlines()
     assert log[:2] == ["New data, epoch 0", log[1]] and log[1].startswith("Step 0 Batch loss ")
@@ -31,7 +32,8 @@ def test_short_run_writes_every_file(tmp_path):
     assert info["config"]["num_epochs"] == 2 and info["config"]["learning_rate"] == 0.3
     assert set(info["versions"]) == {"python", "tensorflow", "tf-keras", "numpy"}
     assert info["train_seconds"] > 0 and info["final_loss"] == float(losses[-1])
-    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for picture in ("loss.png", "predictions.png"):
+        assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     *_, folder_line, verdict_line = result.stdout.splitlines()
     assert folder_line.startswith(f"Run folder {out}: ") and "losses.csv" in folder_line
     assert verdict_line == ("Compared with the 2017 run: not comparable, this run changed the source's "

@@ -1,0 +1,85 @@
+"""The notebook: it runs top to bottom headless, and its committed outputs are a real full run of this code."""
+import os
+import re
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import ROOT
+from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.train import train
+
+NOTEBOOK = os.path.join(ROOT, "notebooks", "echo_rnn_tf1.ipynb")
+
+
+def read_notebook():
+    return nbformat.read(NOTEBOOK, as_version=4)
+
+
+def parameters_cell(nb):
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    return cell
+
+
+def parameters(nb):
+    source = parameters_cell(nb).source
+    return {name: int(re.search(rf"^{name} = (\d+)", source, re.M).group(1)) for name in ("num_epochs", "seed")}
+
+
+def stdout_lines(nb):
+    return "".join(o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                   if o.output_type == "stream" and o.name == "stdout").splitlines()
+
+
+def images(nb):
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def log_lines(lines):
+    return [line for line in lines if line.startswith(("New data, epoch ", "Step "))]
+
+
+@pytest.fixture(scope="module")
+def short_run():
+    nb = read_notebook()
+    parameters_cell(nb).source = "num_epochs = 1\nseed = 3"
+    # Run from the notebook's own folder, as Jupyter does: the package must import without path fiddling.
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}}).execute()
+    return nb
+
+
+def test_short_run_has_no_errors_and_prints_the_source_log(short_run):
+    assert not [o for c in short_run.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    lines = stdout_lines(short_run)
+    expected = []
+    train(Config(num_epochs=1), 3, log=expected.append)
+    assert log_lines(lines) == expected  # the notebook's log is the package's, to the character
+
+
+def test_short_run_draws_the_pictures_and_the_verdict(short_run):
+    assert images(short_run) == 3  # loss with the 2017 run, predictions, accuracy by position
+    lines = stdout_lines(short_run)
+    assert any(line.startswith("NO MATCH: the run stops early") for line in lines)  # 1 epoch of 5
+    assert any(line.startswith("rnn_outputs: (5, 10, 4) -> reshaped: (50, 4)") for line in lines)
+
+
+def test_sections_are_the_sources_in_order():
+    headings = [line for c in read_notebook().cells if c.cell_type == "markdown"
+                for line in c.source.splitlines() if line.startswith("## ")]
+    assert [h.split(" ·")[0] for h in headings[:4]] == ["## 定义参数", "## 生成数据", "## 定义模型", "## 训练模型"]
+
+
+def test_committed_outputs_are_a_full_run_of_this_code():
+    nb = read_notebook()
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))  # run top to bottom, once
+    params = parameters(nb)
+    assert params["num_epochs"] == Config().num_epochs  # the committed notebook is the full 5 epochs
+    expected = []
+    train(Config(num_epochs=params["num_epochs"]), params["seed"], log=expected.append)
+    lines = stdout_lines(nb)
+    assert log_lines(lines) == expected and len(expected) == 55
+    assert any(line.startswith("MATCH: ") for line in lines)
+    assert images(nb) == 3
