@@ -1,9 +1,11 @@
 """Does the package's training loop cost anything over the source's bare loop?
 
-One process, one graph, one session; the variants take turns epoch by epoch (A B C A B C ...) so that machine
-noise falls on all of them alike, and the median epoch time of each is compared.
+One process, one graph, one session; the variants take turns epoch by epoch, in a new random order each
+round, so that machine noise falls on all of them alike. Each round gives each variant's time over the
+source's time in that round; the median of those ratios is reported (rounds differ by several percent on a
+shared machine, so one round says little).
 
-    python benchmarks/loop_overhead.py [--rounds 7]
+    python benchmarks/loop_overhead.py [--rounds 15]
 
 Variants:
 - source:  the source's loop, pasted inline (sess.run per batch, print every 100 steps to a null stream);
@@ -14,6 +16,7 @@ import argparse
 import contextlib
 import io
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -58,7 +61,7 @@ def source_loop(sess, model, inputs_value, targets_value, config):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7, help="epochs timed per variant")
+    parser.add_argument("--rounds", type=int, default=15, help="epochs timed per variant")
     args = parser.parse_args()
     tf = import_tensorflow()
     config = Config(num_epochs=1)
@@ -78,19 +81,21 @@ def main():
         with contextlib.redirect_stdout(null):
             for name, run in variants.items():  # warm-up
                 run()
+            order = list(variants)
             for _ in range(args.rounds):
-                for name, run in variants.items():
+                random.shuffle(order)
+                for name in order:
                     start = time.perf_counter()
-                    run()
+                    variants[name]()
                     times[name].append(time.perf_counter() - start)
         writer.close()
 
-    base = statistics.median(times["source"])
-    print(f"{config.num_batches} steps an epoch, median of {args.rounds} epochs each, taking turns")
-    print(f"{'variant':10s} {'us/step':>8s} {'vs source':>10s}")
+    print(f"{config.num_batches} steps an epoch, {args.rounds} rounds, each variant once a round in random order")
+    print(f"{'variant':10s} {'us/step':>8s} {'time vs source, median of rounds':>34s} {'(range)':>16s}")
     for name, ts in times.items():
-        median = statistics.median(ts)
-        print(f"{name:10s} {median / config.num_batches * 1e6:8.0f} {median / base:10.3f}")
+        ratios = [t / base for t, base in zip(ts, times["source"])]
+        print(f"{name:10s} {statistics.median(ts) / config.num_batches * 1e6:8.0f} {statistics.median(ratios):34.3f} "
+              f"{f'({min(ratios):.2f}-{max(ratios):.2f})':>16s}")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
     python benchmarks/speed.py [--steps 300] [--rounds 5] [--no-sweep]
 
-First the source's configuration: the default graph (dynamic_rnn), --unroll (static_rnn), an empty
-``sess.run`` (the floor a session call costs), and the same training step in numpy (forward, BPTT, Adagrad).
-Then a sweep of state_size, truncated_backprop_length and batch_size for both graphs. Variants take turns
+First the source's configuration: the default graph (dynamic_rnn), --unroll (static_rnn), the TF2 engine
+(an epoch per XLA-compiled call, timed per epoch and divided by its steps), an empty ``sess.run`` (the floor
+a session call costs), and the same training step in numpy (forward, BPTT, Adagrad). Then whole default
+runs, 5 epochs, of the faithful loop and of the TF2 engine with its compilation. Then a sweep of state_size, truncated_backprop_length and batch_size for both graphs. Variants take turns
 in rounds, and each reports its median, so machine noise falls on all of them alike.
 """
 import argparse
@@ -19,10 +20,10 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from echo_rnn_tf1 import numpy_ref  # noqa: E402
+from echo_rnn_tf1 import numpy_ref, tf2  # noqa: E402
 from echo_rnn_tf1.config import Config  # noqa: E402
 from echo_rnn_tf1.tfcompat import import_quiet_tensorflow  # noqa: E402
-from echo_rnn_tf1.train import prepare  # noqa: E402
+from echo_rnn_tf1.train import prepare, train  # noqa: E402
 
 
 def graph_stepper(tf, config, unroll):
@@ -63,6 +64,27 @@ def numpy_stepper(config):
                           for _ in range(steps)]
 
 
+def tf2_stepper(config):
+    """Runs ``steps`` steps of the TF2 engine as whole epochs (``steps`` a multiple of num_batches, rounded up)."""
+    engine, windowsX, windowsY = tf2.start(config, seed=0)
+    engine.compile(windowsX, windowsY)
+    return lambda steps: [engine.train_epoch(windowsX, windowsY) for _ in range(-(-steps // config.num_batches))]
+
+
+def whole_runs(rounds):
+    """Seconds for a default run's training, 5 epochs: the faithful loop, and the TF2 engine including compilation."""
+    config = Config()
+    times = {"faithful (tf1), whole run": [], "tf2, whole run with compilation": []}
+    for _ in range(rounds):
+        start = time.perf_counter()
+        train(config, 0, log=lambda line: None)
+        times["faithful (tf1), whole run"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        tf2.train(config, 0, log=lambda line: None)
+        times["tf2, whole run with compilation"].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def time_turns(variants, steps, rounds):
     """Median seconds per step of each variant, the variants taking turns ``rounds`` times after a warm-up."""
     times = {name: [] for name in variants}
@@ -100,11 +122,18 @@ def main():
     for name, unroll in (("default (dynamic_rnn)", False), ("--unroll (static_rnn)", True)):
         variants[name], sess = graph_stepper(tf, config, unroll)
         sessions.append(sess)
+    variants["tf2 engine (steady state)"] = tf2_stepper(config)
     variants["empty sess.run"], sess = empty_stepper(tf)
     sessions.append(sess)
     variants["numpy (forward + BPTT + Adagrad)"] = numpy_stepper(config)
     print_table("The source's configuration (state_size 4, truncated_backprop_length 10, batch_size 5):",
-                time_turns(variants, args.steps, args.rounds), "default (dynamic_rnn)")
+                time_turns(variants, max(args.steps, config.num_batches), args.rounds), "default (dynamic_rnn)")
+
+    runs = whole_runs(rounds=3)
+    print("Whole default runs (5 epochs; graph building, seeding and data included for both), median of 3:")
+    for name, seconds in runs.items():
+        print(f"  {name:34s} {seconds:8.2f} s {runs['faithful (tf1), whole run'] / seconds:8.2f}x")
+    print()
 
     if not args.no_sweep:
         print("Sweep: steps/s of --unroll over the default graph")

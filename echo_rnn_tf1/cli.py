@@ -6,29 +6,19 @@ Nothing heavy is imported here: TensorFlow and matplotlib are imported by the co
 import argparse
 import dataclasses
 import json
-import math
 import os
-import signal
 import sys
 import time
 
 from .config import Config, ConfigError
 from .logs import LogError
-from .runs import CHECKPOINT_PREFIX, LOSS_PNG, RunError, RunWriter, versions
+from .runs import RunError, RunWriter
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # as in launch.py, for the commands here
 
 
 class UsageError(Exception):
     """A command line that argparse could not parse."""
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived during training; the run stops after the step in progress."""
-
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,8 +41,12 @@ def train_parser():
                                             "(default: draw one and record it in run.json)")
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite the files of a run already in --out")
+    p.add_argument("--engine", choices=("tf1", "tf2"), default="tf1",
+                   help="tf1: the source's graph, one sess.run per step; tf2: the same training in native "
+                        "TensorFlow 2, an epoch per XLA-compiled call")
     p.add_argument("--unroll", action="store_true",
-                   help="the same cell over static_rnn instead of dynamic_rnn: same math, faster per step")
+                   help="with --engine tf1: the same cell over static_rnn instead of dynamic_rnn: same math, "
+                        "faster per step")
     p.add_argument("--tensorboard", action="store_true", help="write the graph and every step's loss under OUT/tb/")
     return p
 
@@ -60,114 +54,18 @@ def train_parser():
 def train_command(argv):
     args = train_parser().parse_args(argv)
     config = Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)}).validate()
+    if args.unroll and args.engine != "tf1":
+        raise UsageError("--unroll: only with --engine tf1 (the tf2 engine writes the recurrence out already)")
+    from .launch import train_run
     from .train import draw_seed
 
     seed = args.seed if args.seed is not None else draw_seed()
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-seed{seed}")
     run = RunWriter(out, force=args.force)  # refuses a used or unwritable --out before anything is loaded
     try:
-        return _train_into(run, config, seed, args.unroll, args.tensorboard)
+        return train_run(run, config, seed, args.engine, args.unroll, args.tensorboard)
     finally:
         run.close()
-
-
-def _train_into(run, config, seed, unroll, tensorboard):
-    received = []  # signals that arrived; the loop stops after the step in progress
-
-    def on_step(epoch_idx, batch_idx, loss):
-        run.record(epoch_idx, batch_idx, loss)
-        if received:
-            raise Interrupted(received[0])
-
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        run.write_info(status="running", seed=seed, config=config.to_dict(),
-                       rnn="static_rnn" if unroll else "dynamic_rnn", versions=versions())
-        status, exit_code, train_seconds = _train_session(run, config, seed, on_step, received, unroll, tensorboard)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-    run.write_info(status=status, steps_done=run.steps_done, train_seconds=round(train_seconds, 3),
-                   final_loss=run.last_loss if math.isfinite(run.last_loss or 0.0) else None)
-    _plot_run(run, config)
-    written = sorted(name for name in os.listdir(run.path) if not name.startswith(CHECKPOINT_PREFIX))
-    checkpoint = f", {CHECKPOINT_PREFIX}-{run.steps_done}" if status != "diverged" else ""
-    print(f"Run folder {run.path}: {', '.join(written)}{checkpoint}")
-    _print_verdict(run, config)
-    return exit_code
-
-
-def _train_session(run, config, seed, on_step, received, unroll, tensorboard):
-    """Build and train; return ``(status, exit_code, train_seconds)``. Saves a checkpoint unless the run diverged."""
-    from .tfcompat import import_quiet_tensorflow
-
-    tf = import_quiet_tensorflow()
-    from .train import Diverged, prepare, run_training
-
-    graph, model, inputs_value, targets_value = prepare(config, seed, unroll)
-    with graph.as_default():
-        saver = tf.compat.v1.train.Saver(save_relative_paths=True)  # the run folder can be moved
-    if tensorboard:
-        on_step = _with_tensorboard(tf, graph, run.file("tb"), on_step)
-    status, exit_code = "finished", EXIT_OK
-    with tf.compat.v1.Session(graph=graph) as sess:
-        sess.run(tf.compat.v1.global_variables_initializer())
-        start = time.perf_counter()
-        try:
-            if received:
-                raise Interrupted(received[0])
-            run_training(sess, model, inputs_value, targets_value, config, log=run.log, on_step=on_step)
-        except Diverged as e:
-            status, exit_code = "diverged", EXIT_FAILED
-            run.write_info(diverged_at={"epoch": e.epoch_idx, "step": e.batch_idx, "loss": str(e.loss)})
-            print(f"echo_rnn_tf1: {e}; training stopped", file=sys.stderr)
-        except Interrupted as e:
-            status, exit_code = "interrupted", 128 + e.signum  # the shell's code for death by that signal
-            print(f"echo_rnn_tf1: {e} received; training stopped after {run.steps_done} steps", file=sys.stderr)
-        train_seconds = time.perf_counter() - start
-        if tensorboard:
-            on_step.writer.close()
-        if status != "diverged":  # a diverged model's weights are not worth keeping
-            saver.save(sess, run.file(CHECKPOINT_PREFIX), global_step=run.steps_done)
-            _plot_predictions(run, sess, model, config, seed)
-    return status, exit_code, train_seconds
-
-
-def _with_tensorboard(tf, graph, log_dir, on_step):
-    """``on_step`` that also writes each step's loss for TensorBoard, beside the graph (no extra op in the graph)."""
-    with graph.as_default():  # a v1 FileWriter refuses to be made under eager execution
-        writer = tf.compat.v1.summary.FileWriter(log_dir, graph)
-    step = iter(range(2**62))
-
-    def on_step_tb(epoch_idx, batch_idx, loss):
-        value = tf.compat.v1.Summary.Value(tag="loss", simple_value=float(loss))
-        writer.add_summary(tf.compat.v1.Summary(value=[value]), global_step=next(step))
-        on_step(epoch_idx, batch_idx, loss)
-
-    on_step_tb.writer = writer
-    return on_step_tb
-
-
-def _plot_run(run, config):
-    from .logs import parse_log, read_reference
-    from .plots import loss_figure, save_figure
-    from .runs import LOSSES, read_losses
-
-    _, _, losses = read_losses(run.file(LOSSES))
-    reference = parse_log(read_reference(), "2017 log") if config == Config() else None
-    save_figure(loss_figure(losses, config.num_batches, reference), run.file(LOSS_PNG))
-
-
-def _plot_predictions(run, sess, model, config, seed):
-    """predictions.png: the trained net on a held-out batch, drawn with seed + 1."""
-    from .evaluate import held_out_predictions
-    from .plots import predictions_figure, save_figure
-    from .runs import PREDICTIONS_PNG
-
-    figure = predictions_figure(*held_out_predictions(sess, model, config, seed + 1), config)
-    save_figure(figure, run.file(PREDICTIONS_PNG))
 
 
 def compare_parser():
@@ -199,23 +97,6 @@ def compare_command(argv):
         print(f"also: {reason}")
     print(verdict.summary)
     return EXIT_OK if verdict.match else EXIT_FAILED
-
-
-def _print_verdict(run, config):
-    """End of training: this run's own log against the 2017 run's."""
-    from .compare import compare
-    from .logs import parse_log, read_log, read_reference
-
-    changed = [name for name, value in config.to_dict().items() if value != getattr(Config(), name)]
-    if changed:
-        print(f"Compared with the 2017 run: not comparable, this run changed the source's {', '.join(changed)}")
-        return
-    try:
-        verdict = compare(read_log(run.file("train.log")), parse_log(read_reference(), "2017 log"))
-    except LogError as e:  # e.g. interrupted before the first loss line
-        print(f"Compared with the 2017 run: nothing to compare ({e})")
-        return
-    print(f"Compared with the 2017 run: {verdict.summary}")
 
 
 def envelope_parser():

@@ -1,9 +1,9 @@
 """The Echo-RNN graph (定义模型), built with tf.compat.v1 in the source's op order.
 
-The order matters: with a graph-level seed, TensorFlow derives each random op's seed from the number of
-ops created before it, so an extra op ahead of a seeded random op changes it. ``W2`` is drawn from numpy's
-global random state, after the data, as in the source. (The cell's kernel initializer takes an explicit
-seed from Python's ``random``, so it is the same with ``unroll`` too.)
+Seeded identity with the source rests on drawing in its order: the cell's kernel initializer takes its op
+seed from Python's ``random`` (so an extra op before it, as with ``unroll``, changes nothing), and ``W2`` is
+drawn from numpy's global random state after the data. The ops are created in the source's order too, so
+that an op without a seed of its own would get the same seed from the graph-level one.
 """
 import collections
 

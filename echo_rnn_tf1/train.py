@@ -73,14 +73,18 @@ def run_training(sess, model, inputs_value, targets_value, config, log=print, on
                 })
 
             loss_list.append(_total_loss)
-
-            if batch_idx % LOG_EVERY == 0:
-                log(f"Step {batch_idx} Batch loss {_total_loss!s}")  # !s: float32 prints as print() shows it
-            if on_step is not None:
-                on_step(epoch_idx, batch_idx, _total_loss)
-            if not math.isfinite(_total_loss):
-                raise Diverged(epoch_idx, batch_idx, _total_loss)
+            after_step(epoch_idx, batch_idx, _total_loss, log, on_step)
     return loss_list
+
+
+def after_step(epoch_idx, batch_idx, loss, log, on_step):
+    """What follows every step: the source's loss line every 100 steps, ``on_step``, the divergence check."""
+    if batch_idx % LOG_EVERY == 0:
+        log(f"Step {batch_idx} Batch loss {loss!s}")  # !s: a float32 prints as print() shows it
+    if on_step is not None:
+        on_step(epoch_idx, batch_idx, loss)
+    if not math.isfinite(loss):
+        raise Diverged(epoch_idx, batch_idx, loss)
 
 
 def train(config, seed, log=print, on_step=None, unroll=False):

@@ -170,3 +170,20 @@ def test_nothing_reads_with_pickle_or_eval():
             text = open(os.path.join(package, name)).read()
             for banned in ("import pickle", "eval(", "allow_pickle=True", "exec("):
                 assert banned not in text, f"{name} uses {banned}"
+
+
+def test_tf2_stops_at_the_end_of_the_epoch_a_signal_arrives_in(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    process = subprocess.Popen([sys.executable, "-m", "echo_rnn_tf1", "--engine", "tf2", "--num-epochs", "5000",
+                                "--seed", "0", "--out", str(out)],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_rows(out / "losses.csv", 2500)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    info = json.loads((out / "run.json").read_text())
+    _, _, losses = read_losses(out / "losses.csv")
+    # An epoch is one compiled call: the record stops at an epoch's end, where the saved weights are.
+    assert info["status"] == "interrupted" and info["steps_done"] == len(losses) and len(losses) % 1000 == 0
+    assert (out / f"model.ckpt-{len(losses)}.index").exists()

@@ -1,0 +1,148 @@
+"""The same training in native TensorFlow 2: no placeholders, no session, a whole epoch in one XLA program.
+
+Line for line against the faithful graph (``model.py``) and its loop (``train.py``):
+
+- ``tf.compat.v1.placeholder`` + ``feed_dict``  ->  the epoch's windows passed in as one tensor;
+- ``BasicRNNCell`` + ``dynamic_rnn``            ->  the cell's recurrence written out:
+  ``h = tanh(concat([x_t, h]) @ kernel + bias)`` from a zero state, over the window;
+- ``AdagradOptimizer(lr).minimize``            ->  ``tf.GradientTape`` and TF1's update written out:
+  ``acc += g * g; var -= lr * g / sqrt(acc)``, ``acc`` starting at 0.1, no epsilon;
+- one ``sess.run`` per batch from Python       ->  a ``tf.while_loop`` over the batches inside one
+  ``tf.function(jit_compile=True)`` call per epoch; each step's update lands before the next step's loss.
+
+The series and the initial weights are the faithful graph's for the same seed, so the two engines start
+from the same place and differ only by float rounding.
+"""
+import time
+
+import numpy as np
+
+from .model import TRAINED_VARIABLES
+from .tfcompat import import_tensorflow
+from .train import after_step, prepare
+
+ADAGRAD_INITIAL_ACCUMULATOR = 0.1  # tf.compat.v1.train.AdagradOptimizer's default
+
+
+def faithful_start(config, seed):
+    """``(initial weights by variable name, inputs_value, targets_value)``, exactly as the faithful graph draws them."""
+    tf = import_tensorflow()
+    graph, _, inputs_value, targets_value = prepare(config, seed)
+    with tf.compat.v1.Session(graph=graph) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        variables = {v.op.name: v for v in graph.get_collection("trainable_variables")}
+        values = sess.run({name: variables[name] for name in TRAINED_VARIABLES})
+    return values, inputs_value, targets_value
+
+
+def epoch_windows(values, config):
+    """``[num_batches, batch_size, truncated_backprop_length]``: the window each step of an epoch feeds."""
+    length = config.truncated_backprop_length
+    return np.stack([values[:, i * length:(i + 1) * length] for i in range(config.num_batches)]).astype(np.int32)
+
+
+def forward(tf, params, batchX, config):
+    """Logits ``[batch, truncated_backprop_length, num_classes]``: the faithful graph's math, written out."""
+    kernel, bias, W2, b2 = (params[name] for name in TRAINED_VARIABLES)
+    one_hot = tf.one_hot(batchX, config.num_classes)                      # [batch, length, num_classes]
+    state = tf.zeros([tf.shape(batchX)[0], config.state_size])            # every window from a zero state
+    outputs = []
+    for t in range(config.truncated_backprop_length):                     # unrolled when traced
+        state = tf.tanh(tf.matmul(tf.concat([one_hot[:, t], state], axis=1), kernel) + bias)
+        outputs.append(state)
+    rnn_outputs = tf.stack(outputs, axis=1)                               # [batch, length, state_size]
+    logits = tf.matmul(tf.reshape(rnn_outputs, [-1, config.state_size]), W2) + b2
+    return tf.reshape(logits, [-1, config.truncated_backprop_length, config.num_classes])
+
+
+class Engine:
+    """The TF2 engine for one configuration: the weights, Adagrad's accumulators, and the compiled epoch.
+
+    The epoch is a pure function, weights and accumulators in, new ones out, so the first call, which traces
+    and XLA-compiles it, can be made and thrown away (``compile``) to time compilation apart from training.
+    """
+
+    def __init__(self, config, initial_values):
+        tf = self.tf = import_tensorflow()
+        self.config = config
+        self.params = tuple(tf.constant(initial_values[name], tf.float32) for name in TRAINED_VARIABLES)
+        self.accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in self.params)
+        self._epoch = tf.function(self._epoch_steps, jit_compile=True)
+
+    def _epoch_steps(self, params, accumulators, windowsX, windowsY):
+        """Train on every window of ``windowsX`` in order; return the new state and each step's loss (before its update)."""
+        tf, config = self.tf, self.config
+        num_steps = windowsX.shape[0]  # static: XLA compiles one program for this many steps
+        losses = tf.TensorArray(tf.float32, size=num_steps)
+        for i in tf.range(num_steps):
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                logits = forward(tf, dict(zip(TRAINED_VARIABLES, params)), windowsX[i], config)
+                total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=windowsY[i], logits=logits))
+            gradients = tape.gradient(total_loss, params)
+            accumulators = tuple(a + g * g for a, g in zip(accumulators, gradients))
+            params = tuple(p - config.learning_rate * g * tf.math.rsqrt(a)
+                           for p, g, a in zip(params, gradients, accumulators))
+            losses = losses.write(i, total_loss)
+        return params, accumulators, losses.stack()
+
+    def compile(self, windowsX, windowsY):
+        """Trace and XLA-compile the epoch by running it once and discarding the result; return the seconds taken
+        (compilation, plus one epoch's run: a few percent of it)."""
+        start = time.perf_counter()
+        _, _, losses = self._epoch(self.params, self.accumulators, windowsX, windowsY)
+        losses.numpy()
+        return time.perf_counter() - start
+
+    def train_epoch(self, windowsX, windowsY):
+        """One epoch, every step in order, in one call; return its losses as float32."""
+        self.params, self.accumulators, losses = self._epoch(self.params, self.accumulators, windowsX, windowsY)
+        return losses.numpy()
+
+    def values(self):
+        """The current weights by variable name, as numpy arrays."""
+        return {name: p.numpy() for name, p in zip(TRAINED_VARIABLES, self.params)}
+
+
+def start(config, seed):
+    """An ``Engine`` at the faithful graph's starting point for ``seed``, and the epoch's windows as tensors."""
+    tf = import_tensorflow()
+    values, inputs_value, targets_value = faithful_start(config, seed)
+    windowsX = tf.constant(epoch_windows(inputs_value, config))
+    windowsY = tf.constant(epoch_windows(targets_value, config))
+    return Engine(config, values), windowsX, windowsY
+
+
+def run_epochs(engine, windowsX, windowsY, log=print, on_step=None, on_epoch=None):
+    """Train ``num_epochs`` epochs, logging the source's lines and calling ``on_step`` for every step once its
+    epoch has run, as the faithful loop does; ``on_epoch(epoch_idx)`` may raise to stop between epochs."""
+    loss_list = []
+    for epoch_idx in range(engine.config.num_epochs):
+        losses = engine.train_epoch(windowsX, windowsY)
+        log(f"New data, epoch {epoch_idx}")
+        for batch_idx, loss in enumerate(losses):
+            loss_list.append(loss)
+            after_step(epoch_idx, batch_idx, loss, log, on_step)
+        if on_epoch is not None:
+            on_epoch(epoch_idx)
+    return loss_list
+
+
+def train(config, seed, log=print, on_step=None):
+    """Seed, compile and train with the TF2 engine; return the losses (like ``train.train`` for the faithful graph)."""
+    engine, windowsX, windowsY = start(config, seed)
+    engine.compile(windowsX, windowsY)
+    return run_epochs(engine, windowsX, windowsY, log, on_step)
+
+
+def save_checkpoint(prefix, step, values):
+    """Save weights under the faithful graph's variable names, so ``evaluate`` and ``predict`` read a TF2 run too."""
+    tf = import_tensorflow()
+    graph = tf.Graph()
+    with graph.as_default():
+        variables = [tf.compat.v1.Variable(values[name], name=name) for name in TRAINED_VARIABLES]
+        saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.variables_initializer(variables))
+            saver.save(sess, prefix, global_step=step)
