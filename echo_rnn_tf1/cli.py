@@ -28,6 +28,20 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+SEED_LIMIT = 2**32  # numpy's legacy seeding, which the source uses, takes 0 <= seed < 2**32
+
+
+def seed_type(text):
+    """argparse type for a seed: a whole number numpy can seed with."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: not a whole number") from None
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"invalid seed {seed}: must be from 0 to 2**32 - 1, as numpy requires")
+    return seed
+
+
 def train_parser():
     p = Parser(prog="python -m echo_rnn_tf1",
                description="Train the 2017 Echo-RNN (BasicRNNCell + dynamic_rnn through tf.compat.v1) and print "
@@ -37,7 +51,7 @@ def train_parser():
     for field in dataclasses.fields(Config):
         p.add_argument("--" + field.name.replace("_", "-"), type=field.type, default=getattr(defaults, field.name),
                        metavar=field.type.__name__.upper())
-    p.add_argument("--seed", type=int, help="seed random, numpy and TensorFlow as a header on the source would "
+    p.add_argument("--seed", type=seed_type, help="seed random, numpy and TensorFlow as a header on the source would "
                                             "(default: draw one and record it in run.json)")
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite the files of a run already in --out")
@@ -105,7 +119,7 @@ def envelope_parser():
                            "per-step min / median / max and each seed's verdict, draw the band with the 2017 run.",
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--seeds", type=int, default=20, help="how many seeds")
-    p.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED, FIRST_SEED + 1, ...")
+    p.add_argument("--first-seed", type=seed_type, default=0, help="seeds are FIRST_SEED, FIRST_SEED + 1, ...")
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes at once")
     p.add_argument("--out", help="folder for envelope.csv, seeds.csv, envelope.png (default: a new one under runs/)")
     return p
@@ -116,8 +130,8 @@ def envelope_command(argv):
     for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
         if value < 1:
             raise ConfigError(f"{flag} {value}: must be a positive integer")
-    if args.first_seed < 0:
-        raise ConfigError(f"--first-seed {args.first_seed}: must be 0 or more")
+    if args.first_seed + args.seeds > SEED_LIMIT:
+        raise ConfigError(f"--first-seed {args.first_seed}: the last seed would pass 2**32 - 1, the largest numpy takes")
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + "-envelope")
     if os.path.exists(os.path.join(out, "envelope.csv")):
         raise RunError(f"--out {out}: holds an envelope already; choose another folder")
@@ -126,11 +140,8 @@ def envelope_command(argv):
     except OSError as e:
         raise RunError(f"--out {out}: cannot write there ({e.strerror})") from None
 
-    import numpy as np
-
     from . import envelope
     from .logs import parse_log, read_reference
-    from .plots import save_figure
 
     config, seeds = Config(), list(range(args.first_seed, args.first_seed + args.seeds))
     reference_points = parse_log(read_reference(), "2017 log")
@@ -142,39 +153,9 @@ def envelope_command(argv):
         print("echo_rnn_tf1: interrupted; no envelope written", file=sys.stderr)
         return 130
 
-    low, p10, median, p90, high = envelope.band(all_losses)
-    epoch, step = divmod(np.arange(all_losses.shape[1]), config.num_batches)
-    _write_csv(os.path.join(out, "envelope.csv"), "epoch,step,min,p10,median,p90,max",
-               zip(epoch, step, low, p10, median, p90, high))
-    rows = envelope.seed_rows(seeds, all_losses, reference_points, config)
-    _write_csv(os.path.join(out, "seeds.csv"), "seed,match,widest_epoch_gap_decades,last_epoch_mean_loss",
-               ((seed, int(match), f"{gap:.3f}", f"{mean:.4g}") for seed, match, gap, mean, _ in rows))
-    np.save(os.path.join(out, "losses.npy"), all_losses)  # [seeds, steps] float32, every step of every seed
-    figure = envelope.envelope_figure(seeds, all_losses, [row[1] for row in rows], reference_points, config)
-    save_figure(figure, os.path.join(out, "envelope.png"))
-
-    total = len(reference_points)
-    print(f"The 2017 run lies inside the band [min, max] of {len(seeds)} seeds at "
-          f"{envelope.reference_inside(reference_points, low, high, config)} of its {total} points, "
-          f"inside [10th, 90th percentile] at {envelope.reference_inside(reference_points, p10, p90, config)}.")
-    matching = [row for row in rows if row[1]]
-    print(f"{len(matching)} of {len(seeds)} seeds match the 2017 run by compare's criterion", end="")
-    print(f" (widest epoch gap among them: {max(r[2] for r in matching):.2f} decades)." if matching else ".")
-    for seed, match, gap, mean, summary in rows:
-        if not match:
-            print(f"  seed {seed}: {summary}")
-    print(f"Wrote {out}: envelope.csv, seeds.csv, losses.npy, envelope.png")
+    for line in envelope.save(out, seeds, all_losses, reference_points, config):
+        print(line)
     return EXIT_OK
-
-
-def _write_csv(path, header, rows):
-    from .runs import atomic_write
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(header + "\n")
-            f.writelines(",".join(map(str, row)) + "\n" for row in rows)
-    atomic_write(path, write)
 
 
 def evaluate_parser():
@@ -182,7 +163,7 @@ def evaluate_parser():
                description="Run a trained model on a fresh series drawn as in training: loss, accuracy, and "
                            "accuracy at each position of the window.")
     p.add_argument("run", help="a run folder with a checkpoint")
-    p.add_argument("--seed", type=int, help="seed of the fresh series (default: draw one; it is printed)")
+    p.add_argument("--seed", type=seed_type, help="seed of the fresh series (default: draw one; it is printed)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 

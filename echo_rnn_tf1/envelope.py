@@ -6,12 +6,14 @@ criterion.
 """
 import concurrent.futures
 import multiprocessing
+import os
 
 import numpy as np
 
 from .compare import compare
 from .config import Config
 from .logs import logged_points
+from .runs import write_csv
 
 
 def train_seed(seed):
@@ -83,3 +85,28 @@ def seed_rows(seeds, all_losses, reference_points, config=Config()):
         widest = max(abs(e[3]) for e in verdict.epochs if e[4] is not None and e[3] is not None)
         rows.append((seed, verdict.match, widest, float(losses[-config.num_batches:].mean()), verdict.summary))
     return rows
+
+
+def save(out, seeds, all_losses, reference_points, config=Config()):
+    """Write envelope.csv, seeds.csv, losses.npy and envelope.png into ``out``; return the summary's lines."""
+    from .plots import save_figure
+
+    low, p10, median, p90, high = band(all_losses)
+    epoch, step = divmod(np.arange(all_losses.shape[1]), config.num_batches)
+    write_csv(os.path.join(out, "envelope.csv"), "epoch,step,min,p10,median,p90,max",
+              zip(epoch, step, low, p10, median, p90, high))
+    rows = seed_rows(seeds, all_losses, reference_points, config)
+    write_csv(os.path.join(out, "seeds.csv"), "seed,match,widest_epoch_gap_decades,last_epoch_mean_loss",
+              ((seed, int(match), f"{gap:.3f}", f"{mean:.4g}") for seed, match, gap, mean, _ in rows))
+    np.save(os.path.join(out, "losses.npy"), all_losses)  # [seeds, steps] float32, every step of every seed
+    figure = envelope_figure(seeds, all_losses, [row[1] for row in rows], reference_points, config)
+    save_figure(figure, os.path.join(out, "envelope.png"))
+
+    matching = [row for row in rows if row[1]]
+    widest = f" (widest epoch gap among them: {max(r[2] for r in matching):.2f} decades)" if matching else ""
+    return [f"The 2017 run lies inside the band [min, max] of {len(seeds)} seeds at "
+            f"{reference_inside(reference_points, low, high, config)} of its {len(reference_points)} points, "
+            f"inside [10th, 90th percentile] at {reference_inside(reference_points, p10, p90, config)}.",
+            f"{len(matching)} of {len(seeds)} seeds match the 2017 run by compare's criterion{widest}.",
+            *(f"  seed {seed}: {summary}" for seed, match, _, _, summary in rows if not match),
+            f"Wrote {out}: envelope.csv, seeds.csv, losses.npy, envelope.png"]

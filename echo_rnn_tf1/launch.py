@@ -33,13 +33,14 @@ def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False):
 
     previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
+    writer = None
     try:
         run.write_info(status="running", seed=seed, config=config.to_dict(), engine=engine, versions=versions(),
                        **({"rnn": "static_rnn" if unroll else "dynamic_rnn"} if engine == "tf1" else {}))
         from .tfcompat import import_quiet_tensorflow
 
         tf = import_quiet_tensorflow()
-        on_step, writer = run.record, None
+        on_step = run.record
         if tensorboard:
             on_step, writer = _with_tensorboard(tf, run.file("tb"), on_step)
         check()
@@ -47,11 +48,11 @@ def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False):
             outcome, timing = _train_tf1(tf, run, config, seed, unroll, on_step, check, writer)
         else:
             outcome, timing = _train_tf2(run, config, seed, on_step, check)
-        if writer is not None:
-            writer.close()
     except Interrupted as e:  # before training began
         outcome, timing = _interrupted(run, e), {"train_seconds": 0.0}
     finally:
+        if writer is not None:
+            writer.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
 
@@ -147,7 +148,8 @@ def _plot_run(run, config, seed, trained):
         from .evaluate import held_out_predictions, trained_model
 
         with trained_model(run.path) as (sess, model, _):
-            figure = predictions_figure(*held_out_predictions(sess, model, config, seed + 1), config)
+            held_out_seed = (seed + 1) % 2**32  # numpy's seeds stop at 2**32 - 1
+            figure = predictions_figure(*held_out_predictions(sess, model, config, held_out_seed), config)
         save_figure(figure, run.file(PREDICTIONS_PNG))
 
 

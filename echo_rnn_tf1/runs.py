@@ -41,6 +41,15 @@ def write_json(path, data):
     atomic_write(path, write)
 
 
+def write_csv(path, header, rows):
+    """A CSV of ``rows`` (each a sequence of values) under ``header``, written atomically."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(header + "\n")
+            f.writelines(",".join(map(str, row)) + "\n" for row in rows)
+    atomic_write(path, write)
+
+
 class RunWriter:
     """Writes one run folder. Create it before anything heavy, so a bad ``--out`` is refused at once."""
 
@@ -107,8 +116,10 @@ def versions():
 
 def read_losses(path):
     """Read ``losses.csv`` back as ``(epochs, batches, losses)`` arrays; losses are float32, bit for bit."""
-    rows = np.loadtxt(path, delimiter=",", skiprows=1, dtype=str, ndmin=2)
-    return rows[:, 0].astype(int), rows[:, 1].astype(int), rows[:, 2].astype(np.float32)
+    with open(path) as f:
+        rows = [line.rstrip("\n").split(",") for line in f.readlines()[1:]]
+    epochs, batches, losses = zip(*rows) if rows else ((), (), ())
+    return np.array(epochs, dtype=int), np.array(batches, dtype=int), np.array(losses, dtype=np.float32)
 
 
 def load_run(path):

@@ -187,3 +187,38 @@ def test_tf2_stops_at_the_end_of_the_epoch_a_signal_arrives_in(tmp_path):
     # An epoch is one compiled call: the record stops at an epoch's end, where the saved weights are.
     assert info["status"] == "interrupted" and info["steps_done"] == len(losses) and len(losses) % 1000 == 0
     assert (out / f"model.ckpt-{len(losses)}.index").exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--seed", "-1"], "argument --seed: invalid seed -1: must be from 0 to 2**32 - 1"),
+    (["--seed", str(2**32)], "argument --seed: invalid seed 4294967296"),
+    (["--seed", "x"], "argument --seed: invalid seed 'x': not a whole number"),
+    (["envelope", "--seeds", "2", "--first-seed", str(2**32 - 1)], "--first-seed 4294967295: the last seed would pass"),
+    (["envelope", "--seeds", "0"], "--seeds 0: must be a positive integer"),
+    (["evaluate", "somewhere", "--seed", "-3"], "argument --seed: invalid seed -3"),
+])
+def test_seeds_numpy_cannot_take_are_refused(tmp_path, args, says):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_largest_seed_works_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(*TINY_RUN, "--seed", 2**32 - 1, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert (out / "predictions.png").exists()  # its held-out batch wraps to seed 0
+
+
+def test_signal_while_tensorflow_loads_leaves_an_empty_but_consistent_record(tmp_path):
+    out = tmp_path / "run"
+    process = _start_long_run(out)
+    deadline = time.monotonic() + 60
+    while not (out / "run.json").exists() and time.monotonic() < deadline:  # written before TensorFlow loads
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["steps_done"] == len(read_losses(out / "losses.csv")[2])
+    assert stdout.splitlines()[-2].startswith(f"Run folder {out}: ") and "Step " not in stdout
