@@ -17,18 +17,32 @@ def trained_model(run_dir):
     checkpoint = tf.train.latest_checkpoint(str(run_dir))
     if checkpoint is None:
         raise RunError(f"{run_dir}: no checkpoint (status {info.get('status')!r}; a diverged run keeps none)")
+    _check_checkpoint(tf, checkpoint, config)
     graph = tf.Graph()
     with graph.as_default():
         model = build_model(config, unroll=info.get("rnn") == "static_rnn", inference=True)
         variables = {v.op.name: v for v in graph.get_collection("trainable_variables")}
         saver = tf.compat.v1.train.Saver({name: variables[name] for name in TRAINED_VARIABLES})
     with tf.compat.v1.Session(graph=graph) as sess:
-        try:
-            saver.restore(sess, checkpoint)
-        except (tf.errors.OpError, ValueError) as e:
-            raise RunError(f"{checkpoint}: cannot restore the trained variables ({e.message if hasattr(e, 'message') else e})"
-                           .splitlines()[0]) from None
+        saver.restore(sess, checkpoint)
         yield sess, model, config
+
+
+def _check_checkpoint(tf, checkpoint, config):
+    """Refuse a damaged checkpoint, or one whose variables run.json's hyperparameters do not fit.
+
+    (A Saver restores a variable of the wrong shape without complaint; the model would fail only when run.)
+    """
+    try:
+        stored = dict(tf.train.list_variables(checkpoint))
+    except (tf.errors.OpError, ValueError) as e:
+        raise RunError(f"{checkpoint}: cannot read the checkpoint ({str(e).splitlines()[0]})") from None
+    s, c = config.state_size, config.num_classes
+    expected = dict(zip(TRAINED_VARIABLES, ([c + s, s], [s], [s, c], [1, c])))
+    for name, shape in expected.items():
+        if stored.get(name) != shape:
+            found = "missing" if name not in stored else f"of shape {stored[name]}"
+            raise RunError(f"{checkpoint}: {name} is {found}, but run.json's hyperparameters need shape {shape}")
 
 
 def windows(values, config):

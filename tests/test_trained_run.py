@@ -109,3 +109,23 @@ def test_unroll_from_the_cli_is_recorded_and_evaluates(tmp_path):
     assert run_cli("--num-epochs", 1, "--seed", 0, "--out", out, "--unroll").returncode == 0
     assert json.loads((out / "run.json").read_text())["rnn"] == "static_rnn"
     assert json.loads(run_cli("evaluate", out, "--seed", 5, "--json").stdout)["accuracy"] == 1.0
+
+
+def test_a_damaged_checkpoint_or_a_mismatched_run_json_is_one_clear_line(run_dir, tmp_path):
+    damaged, mismatched = tmp_path / "damaged", tmp_path / "mismatched"
+    import shutil
+
+    shutil.copytree(run_dir, damaged)
+    (damaged / "model.ckpt-1000.index").write_bytes(b"not a checkpoint index")
+    shutil.copytree(run_dir, mismatched)
+    info = json.loads((mismatched / "run.json").read_text())
+    info["config"]["state_size"] = 8  # the checkpoint's kernel is [6, 4]
+    (mismatched / "run.json").write_text(json.dumps(info))
+    for folder, says in [(damaged, "cannot read the checkpoint (file is too short to be an sstable)"),
+                         (mismatched, "rnn/basic_rnn_cell/kernel is of shape [6, 4], but run.json's hyperparameters "
+                                      "need shape [10, 8]")]:
+        result = run_cli("evaluate", folder, "--seed", 1)
+        assert result.returncode == 2, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("echo_rnn_tf1: error:")]
+        assert len(errors) == 1 and says in errors[0], result.stderr
+        assert "Traceback" not in result.stderr
