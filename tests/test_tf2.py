@@ -54,10 +54,10 @@ def test_forward_equals_the_graph_on_random_weights(tf):
 
 @pytest.fixture(scope="module")
 def epoch_losses():
-    """One epoch of each engine for a few seeds: ``{seed: (faithful, tf2)}``."""
+    """One epoch of each engine for a few seeds, seed 5 the one whose trajectories part the most."""
     config = Config(num_epochs=1)
     return {seed: (np.array(train(config, seed, log=lambda line: None)),
-                   np.array(tf2.train(config, seed, log=lambda line: None))) for seed in (0, 1, 2, 3)}
+                   np.array(tf2.train(config, seed, log=lambda line: None))) for seed in (0, 1, 2, 3, 5)}
 
 
 def test_same_start_same_first_loss(epoch_losses):

@@ -8,7 +8,9 @@ from conftest import run_cli
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.train import train
 
-UNROLL_RTOL = 4e-3  # static_rnn vs dynamic_rnn over one epoch: measured <= 0.094 % on seeds 0, 2, 3 (0.4 % seen before)
+# static_rnn against dynamic_rnn, one epoch, measured on seeds 0-9:
+UNROLL_SEED0_RTOL = 1e-4    # seed 0, every step: 6.4e-6 (seed 5 parts for a while mid-epoch: 13 % at one step)
+UNROLL_LAST_RTOL = 1e-2     # the last loss, any seed: 7.3e-4 at worst (seed 5)
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +98,15 @@ def test_tensorboard_event_file_holds_the_graph_and_every_loss(tf, run_dir):
     assert np.array_equal(np.array([losses[i] for i in range(1000)], dtype=np.float32), csv_losses)
 
 
-def test_unroll_is_the_same_math_as_the_default():
+@pytest.mark.parametrize("seed", [0, 2, 5])
+def test_unroll_is_the_same_math_as_the_default(seed):
     config = Config(num_epochs=1)
-    default = np.array(train(config, 0, log=lambda line: None))
-    unrolled = np.array(train(config, 0, log=lambda line: None, unroll=True))
+    default = np.array(train(config, seed, log=lambda line: None))
+    unrolled = np.array(train(config, seed, log=lambda line: None, unroll=True))
     assert default[0] == unrolled[0]  # same initial weights, same data: the same first loss, to the bit
-    np.testing.assert_allclose(unrolled, default, rtol=UNROLL_RTOL)
+    np.testing.assert_allclose(unrolled[-1], default[-1], rtol=UNROLL_LAST_RTOL)
+    if seed == 0:
+        np.testing.assert_allclose(unrolled, default, rtol=UNROLL_SEED0_RTOL)
 
 
 def test_unroll_from_the_cli_is_recorded_and_evaluates(tmp_path):
