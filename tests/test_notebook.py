@@ -63,6 +63,7 @@ def test_short_run_draws_the_pictures_and_the_verdict(short_run):
     lines = stdout_lines(short_run)
     assert any(line.startswith("NO MATCH: the run stops early") for line in lines)  # 1 epoch of 5
     assert any(line.startswith("rnn_outputs: (5, 10, 4) -> reshaped: (50, 4)") for line in lines)
+    assert any(line.startswith("TF2 engine: 1000 steps in ") for line in lines)  # both engines in one kernel
 
 
 def test_sections_are_the_sources_in_order():
