@@ -10,11 +10,12 @@ import os
 import sys
 import time
 
-from .config import Config, ConfigError
+from .config import SEED_LIMIT, Config, ConfigError
+from .launch import EXIT_FAILED, EXIT_OK
 from .logs import LogError
 from .runs import RunError, RunWriter
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # as in launch.py, for the commands here
+EXIT_USAGE = 2
 
 
 class UsageError(Exception):
@@ -26,9 +27,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
-
-
-SEED_LIMIT = 2**32  # numpy's legacy seeding, which the source uses, takes 0 <= seed < 2**32
 
 
 def seed_type(text):

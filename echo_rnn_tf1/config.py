@@ -3,6 +3,8 @@ import dataclasses
 
 
 FLOAT32_MAX = 3.4028234663852886e38  # the graph computes in float32: a larger rate is infinite there
+ADAGRAD_INITIAL_ACCUMULATOR = 0.1    # tf.compat.v1.train.AdagradOptimizer's default, which the source uses
+SEED_LIMIT = 2**32                   # numpy's legacy seeding, which the source uses, takes 0 <= seed < 2**32
 
 
 class ConfigError(ValueError):

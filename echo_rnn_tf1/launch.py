@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from .config import Config
+from .config import SEED_LIMIT, Config
 from .runs import CHECKPOINT_PREFIX, LOSS_PNG, LOSSES, PREDICTIONS_PNG, versions
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -148,7 +148,7 @@ def _plot_run(run, config, seed, trained):
         from .evaluate import held_out_predictions, trained_model
 
         with trained_model(run.path) as (sess, model, _):
-            held_out_seed = (seed + 1) % 2**32  # numpy's seeds stop at 2**32 - 1
+            held_out_seed = (seed + 1) % SEED_LIMIT
             figure = predictions_figure(*held_out_predictions(sess, model, config, held_out_seed), config)
         save_figure(figure, run.file(PREDICTIONS_PNG))
 

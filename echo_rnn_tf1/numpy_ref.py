@@ -8,8 +8,9 @@ state_size], ``rnn/basic_rnn_cell/bias`` [state_size], ``W2`` [state_size, num_c
 """
 import numpy as np
 
+from .config import ADAGRAD_INITIAL_ACCUMULATOR
+
 KERNEL, BIAS = "rnn/basic_rnn_cell/kernel", "rnn/basic_rnn_cell/bias"
-ADAGRAD_INITIAL_ACCUMULATOR = 0.1  # tf.compat.v1.train.AdagradOptimizer's default
 
 
 def forward(params, batchX, num_classes):

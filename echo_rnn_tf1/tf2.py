@@ -17,11 +17,10 @@ import time
 
 import numpy as np
 
+from .config import ADAGRAD_INITIAL_ACCUMULATOR
 from .model import TRAINED_VARIABLES
 from .tfcompat import import_tensorflow
 from .train import after_step, prepare
-
-ADAGRAD_INITIAL_ACCUMULATOR = 0.1  # tf.compat.v1.train.AdagradOptimizer's default
 
 
 def faithful_start(config, seed):

@@ -95,9 +95,11 @@ def test_divergence_stops_at_once_and_keeps_the_record(tmp_path):
     assert (out / "loss.png").exists()
 
 
-def _start_long_run(out):
+def _start_long_run(out, *flags):
+    """A run far longer than any test waits for (flags given later win over the defaults here)."""
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.Popen([sys.executable, "-m", "echo_rnn_tf1", "--num-epochs", "1000", "--seed", "0", "--out", str(out)],
+    return subprocess.Popen([sys.executable, "-m", "echo_rnn_tf1", "--num-epochs", "1000", "--seed", "0",
+                             "--out", str(out), *flags],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -174,10 +176,7 @@ def test_nothing_reads_with_pickle_or_eval():
 
 def test_tf2_stops_at_the_end_of_the_epoch_a_signal_arrives_in(tmp_path):
     out = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    process = subprocess.Popen([sys.executable, "-m", "echo_rnn_tf1", "--engine", "tf2", "--num-epochs", "5000",
-                                "--seed", "0", "--out", str(out)],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = _start_long_run(out, "--engine", "tf2", "--num-epochs", "5000")
     _wait_for_rows(out / "losses.csv", 2500)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
