@@ -106,6 +106,14 @@ def test_cli_tf2_run_matches_2017_and_evaluates(tmp_path):
     assert (out / "predictions.png").exists()
 
 
+def test_tf2_tensorboard_writes_every_loss(tf, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("--engine", "tf2", "--tensorboard", "--num-epochs", 1, "--seed", 0, "--out", out).returncode == 0
+    (event_file,) = (out / "tb").iterdir()
+    steps = [event.step for event in tf.compat.v1.train.summary_iterator(str(event_file)) for _ in event.summary.value]
+    assert steps == list(range(1000))
+
+
 def test_unroll_is_refused_with_tf2(tmp_path):
     result = run_cli("--engine", "tf2", "--unroll", "--out", tmp_path / "run")
     assert result.returncode == 2 and "--unroll: only with --engine tf1" in result.stderr
