@@ -59,7 +59,8 @@ def train_parser():
     p.add_argument("--unroll", action="store_true",
                    help="with --engine tf1: the same cell over static_rnn instead of dynamic_rnn: same math, "
                         "faster per step")
-    p.add_argument("--tensorboard", action="store_true", help="write the graph and every step's loss under OUT/tb/")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="write every step's loss under OUT/tb/, and the graph with --engine tf1")
     return p
 
 

@@ -25,6 +25,12 @@ def generate_data(config, rng=np.random):
     return inputs_value, targets_value
 
 
+def windows(values, config):
+    """``[batch_size, num_batches, truncated_backprop_length]``: row ``b``'s window ``k`` is what the source feeds
+    as row ``b`` of batch ``k`` (``values[:, k * length:(k + 1) * length]``)."""
+    return values.reshape(config.batch_size, config.num_batches, config.truncated_backprop_length)
+
+
 def zero_window_starts(targets_value, config):
     """Set the first ``echo_step`` entries of every window of the flat series to 0, in place; return it."""
     for i in range(config.num_batches * config.batch_size):

@@ -3,7 +3,7 @@ import contextlib
 
 import numpy as np
 
-from .data import echo_targets, generate_data
+from .data import echo_targets, generate_data, windows
 from .model import TRAINED_VARIABLES, build_model
 from .runs import RunError, load_run
 from .tfcompat import import_tensorflow
@@ -17,19 +17,20 @@ def trained_model(run_dir):
     checkpoint = tf.train.latest_checkpoint(str(run_dir))
     if checkpoint is None:
         raise RunError(f"{run_dir}: no checkpoint (status {info.get('status')!r}; a diverged run keeps none)")
-    _check_checkpoint(tf, checkpoint, config)
     graph = tf.Graph()
     with graph.as_default():
         model = build_model(config, unroll=info.get("rnn") == "static_rnn", inference=True)
         variables = {v.op.name: v for v in graph.get_collection("trainable_variables")}
+        _check_checkpoint(tf, checkpoint, {name: variables[name].shape.as_list() for name in TRAINED_VARIABLES})
         saver = tf.compat.v1.train.Saver({name: variables[name] for name in TRAINED_VARIABLES})
     with tf.compat.v1.Session(graph=graph) as sess:
         saver.restore(sess, checkpoint)
         yield sess, model, config
 
 
-def _check_checkpoint(tf, checkpoint, config):
-    """Refuse a damaged checkpoint, or one whose variables run.json's hyperparameters do not fit.
+def _check_checkpoint(tf, checkpoint, expected):
+    """Refuse a damaged checkpoint, or one whose variables do not have the ``expected`` shapes (by name), which
+    come from run.json's hyperparameters.
 
     (A Saver restores a variable of the wrong shape without complaint; the model would fail only when run.)
     """
@@ -37,18 +38,10 @@ def _check_checkpoint(tf, checkpoint, config):
         stored = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as e:
         raise RunError(f"{checkpoint}: cannot read the checkpoint ({str(e).splitlines()[0]})") from None
-    s, c = config.state_size, config.num_classes
-    expected = dict(zip(TRAINED_VARIABLES, ([c + s, s], [s], [s, c], [1, c])))
     for name, shape in expected.items():
         if stored.get(name) != shape:
             found = "missing" if name not in stored else f"of shape {stored[name]}"
             raise RunError(f"{checkpoint}: {name} is {found}, but run.json's hyperparameters need shape {shape}")
-
-
-def windows(values, config):
-    """Cut ``[batch_size, series/batch_size]`` data into its training windows: ``[num_windows, truncated_backprop_length]``."""
-    return values.reshape(config.batch_size, config.num_batches, config.truncated_backprop_length).reshape(
-        -1, config.truncated_backprop_length)
 
 
 def score(sess, model, batchX, batchY):
@@ -80,9 +73,11 @@ def report(losses, correct, config, seed):
 
 
 def fresh_windows(config, seed):
-    """A fresh series drawn by the training recipe with ``seed`` (global random state untouched), as windows."""
+    """A fresh series drawn by the training recipe with ``seed`` (global random state untouched), as
+    ``[num_windows, truncated_backprop_length]``."""
     inputs_value, targets_value = generate_data(config, np.random.RandomState(seed))
-    return windows(inputs_value, config), windows(targets_value, config)
+    length = config.truncated_backprop_length
+    return windows(inputs_value, config).reshape(-1, length), windows(targets_value, config).reshape(-1, length)
 
 
 def evaluate(run_dir, seed):

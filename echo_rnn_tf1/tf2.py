@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from .config import ADAGRAD_INITIAL_ACCUMULATOR
+from .data import windows
 from .model import TRAINED_VARIABLES
 from .tfcompat import import_tensorflow
 from .train import after_step, prepare
@@ -36,8 +37,7 @@ def faithful_start(config, seed):
 
 def epoch_windows(values, config):
     """``[num_batches, batch_size, truncated_backprop_length]``: the window each step of an epoch feeds."""
-    length = config.truncated_backprop_length
-    return np.stack([values[:, i * length:(i + 1) * length] for i in range(config.num_batches)]).astype(np.int32)
+    return windows(values, config).transpose(1, 0, 2).astype(np.int32)
 
 
 def forward(tf, params, batchX, config):
