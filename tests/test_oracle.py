@@ -1,31 +1,23 @@
 """Bit-identity with the source: the package's losses equal those of the source's own code, seeded the same way.
 
-The oracle (tests/source_oracle.py) is the 2017 notebook ported only as far as TensorFlow 2 requires, run in a
+The oracle (echo_rnn_tf1/source_2017.py) is the 2017 notebook ported only as far as TensorFlow 2 requires, run in a
 process of its own with eager execution off, as a TF1 port would be. The package builds its graph in a private
 tf.Graph() with eager execution on. Every loss must be equal: no tolerance.
 """
-import subprocess
-import sys
+import os
 
 import numpy as np
 import pytest
 
 from conftest import ROOT
 from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.oracle import source_losses
 from echo_rnn_tf1.train import train
 
 
-def oracle_losses(seed, num_epochs, tmp_path):
-    out = tmp_path / f"oracle-{seed}.txt"
-    result = subprocess.run([sys.executable, "tests/source_oracle.py", str(seed), str(num_epochs), str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return np.array(out.read_text().split(), dtype=np.float32), result.stdout
-
-
 @pytest.mark.parametrize("seed", [0, 1])
-def test_one_epoch_is_bit_identical_to_the_source(seed, tmp_path):
-    expected, oracle_stdout = oracle_losses(seed, 1, tmp_path)
+def test_one_epoch_is_bit_identical_to_the_source(seed):
+    expected, oracle_stdout = source_losses(seed, 1, env=dict(os.environ, PYTHONPATH=ROOT))
     lines = []
     got = np.array(train(Config(num_epochs=1), seed, log=lines.append), dtype=np.float32)
     assert got.shape == expected.shape == (1000,)

@@ -1,9 +1,9 @@
 """The 2017 source, ported only as far as TensorFlow 2 requires: the oracle for bit-identity.
 
-Run it as a script in its own process, since it turns eager execution off for the whole process as a
-TF1 port does:
+Run it in a process of its own, since it turns eager execution off for the whole process as a TF1 port does
+(importing this module runs it; ``oracle.source_losses`` starts it for you):
 
-    python tests/source_oracle.py SEED NUM_EPOCHS OUT.txt
+    python -m echo_rnn_tf1.source_2017 SEED NUM_EPOCHS OUT.txt
 
 The cells below are the source's, line for line. The only changes:
 - ``from __future__ import print_function, division`` is gone (a no-op on Python 3);
