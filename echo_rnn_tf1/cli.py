@@ -13,6 +13,7 @@ import time
 from .config import SEED_LIMIT, Config, ConfigError
 from .launch import EXIT_FAILED, EXIT_OK
 from .logs import LogError
+from .machine import PortableError
 from .runs import RunError, RunWriter
 
 EXIT_USAGE = 2
@@ -43,7 +44,7 @@ def seed_type(text):
 def train_parser():
     p = Parser(prog="python -m echo_rnn_tf1",
                description="Train the 2017 Echo-RNN (BasicRNNCell + dynamic_rnn through tf.compat.v1) and print "
-                           "the source's log. Other commands: compare, envelope, evaluate, predict (see: COMMAND --help).",
+                           "the source's log. Other commands: compare, doctor, envelope, evaluate, predict (see: COMMAND --help).",
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = Config()
     for field in dataclasses.fields(Config):
@@ -61,6 +62,9 @@ def train_parser():
                         "faster per step")
     p.add_argument("--tensorboard", action="store_true",
                    help="write every step's loss under OUT/tb/, and the graph with --engine tf1")
+    p.add_argument("--portable", action="store_true",
+                   help="with --engine tf1: oneDNN settings under which a seed gives the same bits on any x86-64 "
+                        "CPU that the measurements could stand for (see docs/machines.md); slower")
     return p
 
 
@@ -69,21 +73,29 @@ def train_command(argv):
     config = Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)}).validate()
     if args.unroll and args.engine != "tf1":
         raise UsageError("--unroll: only with --engine tf1 (the tf2 engine writes the recurrence out already)")
+    if args.portable and args.engine != "tf1":
+        raise UsageError("--portable: only with --engine tf1 (XLA compiles the tf2 engine for this very CPU)")
     from .launch import train_run
     from .train import draw_seed
 
     seed = args.seed if args.seed is not None else draw_seed()
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-seed{seed}")
     run = RunWriter(out, force=args.force)  # refuses a used or unwritable --out before anything is loaded
+    if args.portable:
+        from .machine import apply_portable
+
+        apply_portable()  # before TensorFlow loads
     try:
-        return train_run(run, config, seed, args.engine, args.unroll, args.tensorboard)
+        return train_run(run, config, seed, args.engine, args.unroll, args.tensorboard, args.portable)
     finally:
         run.close()
 
 
 def compare_parser():
     p = Parser(prog="python -m echo_rnn_tf1 compare",
-               description="Judge a run's loss log against the 2017 run's (or another reference log). "
+               description="Judge a run's loss log against the 2017 run's (or another reference log). Given two "
+                           "run folders of the same seed and hyperparameters, also compare their losses.csv step by "
+                           "step: bit-identical, or where they first differ, with both runs' machines. "
                            "Exit code 0: it reproduces the reference; 1: it does not; 2: a file could not be read.")
     p.add_argument("run", help="a run folder (its train.log is read) or a log file")
     p.add_argument("reference", nargs="?", help="a log file or run folder (default: the 2017 run, shipped)")
@@ -104,12 +116,36 @@ def compare_command(argv):
 
     run_points = _read_points(args.run)
     reference_points = _read_points(args.reference) if args.reference else parse_log(read_reference(), "2017 log")
+    same_seed = _same_seed_lines(args.run, args.reference) if args.reference else []
     verdict = compare(run_points, reference_points)
     print(format_table(verdict, run_name="this run", reference_name="reference" if args.reference else "2017"))
     for reason in verdict.reasons[1:]:
         print(f"also: {reason}")
+    for line in same_seed:
+        print(line)
     print(verdict.summary)
     return EXIT_OK if verdict.match else EXIT_FAILED
+
+
+def _same_seed_lines(path, other):
+    """For two run folders of the same seed and hyperparameters: their losses step by step, and their machines."""
+    from .compare import identity_line
+    from .machine import machine_line
+    from .runs import LOSSES, load_run, read_losses
+
+    if not (os.path.isfile(os.path.join(path, "run.json")) and os.path.isfile(os.path.join(other, "run.json"))):
+        return []
+    (info, config), (other_info, other_config) = load_run(path), load_run(other)
+    if info.get("seed") != other_info.get("seed") or config != other_config:
+        return []
+    losses = read_losses(os.path.join(path, LOSSES))[2]
+    other_losses = read_losses(os.path.join(other, LOSSES))[2]
+    differ = [key for key in ("engine", "rnn", "portable") if info.get(key) != other_info.get(key)]
+    also = f" (they differ in {', '.join(differ)})" if differ else ""
+    return [f"same seed ({info.get('seed')}) and hyperparameters{also}: "
+            f"{identity_line(losses, other_losses, config.num_batches)}",
+            f"  this run:  {machine_line(info.get('machine'))}",
+            f"  reference: {machine_line(other_info.get('machine'))}"]
 
 
 def envelope_parser():
@@ -234,8 +270,26 @@ def predict_command(argv):
     return EXIT_OK
 
 
-COMMANDS = {"compare": compare_command, "envelope": envelope_command, "evaluate": evaluate_command,
-            "predict": predict_command}
+def doctor_parser():
+    p = Parser(prog="python -m echo_rnn_tf1 doctor",
+               description="What to run first when your numbers differ from ours: the environment, then the package "
+                           "against the source's own loop on this machine, bit for bit. Exit code 0: everything "
+                           "reproduces; 1: something does not.")
+    p.add_argument("--portable", action="store_true",
+                   help="also train seeds 0-9 (one epoch each) under the portable settings and compare them with "
+                        "the bits shipped in the package")
+    return p
+
+
+def doctor_command(argv):
+    args = doctor_parser().parse_args(argv)
+    from .doctor import doctor
+
+    return doctor(portable=args.portable)
+
+
+COMMANDS = {"compare": compare_command, "doctor": doctor_command, "envelope": envelope_command,
+            "evaluate": evaluate_command, "predict": predict_command}
 
 
 def main(argv=None):
@@ -243,6 +297,6 @@ def main(argv=None):
     command = COMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else train_command(argv)
-    except (UsageError, ConfigError, RunError, LogError) as e:
+    except (UsageError, ConfigError, RunError, LogError, PortableError) as e:
         print(f"echo_rnn_tf1: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -109,3 +109,30 @@ def format_table(verdict, run_name="this run", reference_name="2017"):
             lines.append(f"{epoch:>5} {'median':>5}  {ref_median:>{width}.6g}  {run_shown:>{width}}  "
                          f"{ratio_shown:>8}  {judged}")
     return "\n".join(lines)
+
+
+def first_difference(losses, other):
+    """Where two same-seed runs' losses part: ``(first index that differs or None, largest relative difference)``
+    over the steps both have. Bits are compared (NaN equals NaN); the relative difference is ``|a - b| / |b|``."""
+    a = np.asarray(losses, dtype=np.float32)
+    b = np.asarray(other, dtype=np.float32)
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    differs = a.view(np.uint32) != b.view(np.uint32)
+    if not differs.any():
+        return None, 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.abs(a[differs].astype(np.float64) - b[differs]) / np.abs(b[differs].astype(np.float64))
+    relative = relative[~np.isnan(relative)]
+    return int(np.argmax(differs)), float(relative.max()) if relative.size else math.inf
+
+
+def identity_line(losses, other, num_batches):
+    """``bit-identical (N losses)`` or ``first differs at epoch E step S; largest relative difference X``."""
+    index, largest = first_difference(losses, other)
+    n = min(len(losses), len(other))
+    shorter = f" (compared the {n} steps both have: {len(losses)} and {len(other)})" if len(losses) != len(other) else ""
+    if index is None:
+        return f"bit-identical ({n} losses){shorter}"
+    epoch, step = divmod(index, num_batches)
+    return f"first differs at epoch {epoch} step {step}; largest relative difference {largest:.3g}{shorter}"

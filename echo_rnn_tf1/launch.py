@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 
+from . import machine
 from .config import SEED_LIMIT, Config
 from .runs import CHECKPOINT_PREFIX, LOSS_PNG, LOSSES, PREDICTIONS_PNG, versions
 
@@ -23,8 +24,11 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False):
-    """Train into ``run`` (a ``RunWriter``); return the exit code: 0 finished, 1 diverged, 128 + signal number."""
+def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False, portable=False):
+    """Train into ``run`` (a ``RunWriter``); return the exit code: 0 finished, 1 diverged, 128 + signal number.
+
+    ``portable``: the oneDNN settings of ``machine.PORTABLE_ENV`` are in force (the caller applied them before
+    TensorFlow loaded); recorded in run.json with the machine."""
     received = []  # signals that arrived; training stops at the next check
 
     def check(*_):
@@ -36,10 +40,12 @@ def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False):
     writer = None
     try:
         run.write_info(status="running", seed=seed, config=config.to_dict(), engine=engine, versions=versions(),
-                       **({"rnn": "static_rnn" if unroll else "dynamic_rnn"} if engine == "tf1" else {}))
+                       **({"rnn": "static_rnn" if unroll else "dynamic_rnn"} if engine == "tf1" else {}),
+                       portable=portable, machine=machine.describe())
         from .tfcompat import import_quiet_tensorflow
 
         tf = import_quiet_tensorflow()
+        run.write_info(machine=machine.describe(tf))  # now with whether this TensorFlow is a CUDA build
         on_step = run.record
         if tensorboard:
             on_step, writer = _with_tensorboard(tf, run.file("tb"), on_step)

@@ -1,0 +1,124 @@
+"""``python -m echo_rnn_tf1 doctor``: what to run first when your numbers differ from ours.
+
+It prints the environment (versions, the legacy Keras cell, the machine and its oneDNN settings, TensorBoard),
+then checks, on this machine: the package against the source's own loop, bit for bit (seed 0, one epoch);
+and, with ``--portable``, seeds 0-9 against the bits shipped in the package. Exit code 0: everything
+reproduces; 1: something does not (each line says what).
+"""
+import os
+import re
+import subprocess
+import sys
+
+from . import machine
+
+EXIT_OK, EXIT_DIFFERS = 0, 1
+ORACLE_SEED = 0
+
+_PROBE = "import tensorflow as tf; tf.matmul(tf.ones([2, 3]), tf.ones([3, 2]))"
+
+
+def onednn_says(timeout=120):
+    """oneDNN's own description of the instruction set it dispatches to, from a child process with
+    ``ONEDNN_VERBOSE=1`` (it cannot be asked in this one); None when it does not say."""
+    env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        result = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True,
+                                timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    found = re.search(r"^onednn_verbose,(?:v1,)?info,cpu,isa:(.*)$", result.stdout, re.M)
+    return found.group(1).strip() if found else None
+
+
+def _installed(dist):
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_shipped(computed, shipped_losses):
+    """Lines comparing ``{seed: losses}`` computed here with the shipped ones; ``(lines, all reproduce)``."""
+    from .compare import first_difference
+    from .portable import digest
+
+    lines, same = [], True
+    for seed in sorted(shipped_losses):
+        index, largest = first_difference(computed[seed], shipped_losses[seed])
+        if index is None and len(computed[seed]) == len(shipped_losses[seed]):
+            lines.append(f"  seed {seed}: {digest(computed[seed])[:16]}  the shipped bits")
+        else:
+            same = False
+            lines.append(f"  seed {seed}: {digest(computed[seed])[:16]}  first differs at step {index}, "
+                         f"largest relative difference {largest:.3g}")
+    return lines, same
+
+
+def doctor(portable=False, out=print):
+    """Print the report; return the exit code."""
+    if portable:
+        machine.apply_portable()
+    from .runs import versions
+    from .tfcompat import LegacyKerasError, import_quiet_tensorflow
+
+    found = versions()
+    out("environment: " + ", ".join(f"{name} {found[name] or 'not installed'}" for name in found))
+    tensorboard = _installed("tensorboard")
+    out(f"TensorBoard: {tensorboard or 'not installed (pip install tensorboard)'}")
+    try:
+        tf = import_quiet_tensorflow()
+    except LegacyKerasError as e:
+        out(f"legacy Keras cell: NOT available: {e}")
+        return EXIT_DIFFERS
+    out("legacy Keras cell: available (tf.compat.v1.nn.rnn_cell.BasicRNNCell)")
+    described = machine.describe(tf)
+    out(f"machine: {machine.machine_line(described)}")
+    out(f"oneDNN says: {onednn_says() or 'nothing (no oneDNN in this TensorFlow?)'}")
+    out(f"portable settings: {'on' if machine.is_portable() else 'off'} "
+        f"({' '.join(f'{k}={v}' for k, v in machine.PORTABLE_ENV.items())})")
+
+    ok = _check_oracle(out)
+    if portable:
+        ok = _check_portable(out) and ok
+    else:
+        out("(doctor --portable also checks this machine against the bits shipped from another one)")
+    out("doctor: " + ("everything reproduces" if ok else "something does not reproduce (see above)"))
+    return EXIT_OK if ok else EXIT_DIFFERS
+
+
+def _check_oracle(out):
+    """The package against the source's own loop, in this environment: bit for bit on any machine."""
+    import numpy as np
+
+    from .compare import identity_line
+    from .oracle import OracleError, source_losses
+    from .portable import CONFIG
+    from .train import train
+
+    package = np.asarray(train(CONFIG, ORACLE_SEED, log=lambda line: None), dtype=np.float32)
+    try:
+        source, _ = source_losses(ORACLE_SEED, CONFIG.num_epochs)
+    except OracleError as e:
+        out(f"the package against the source's own loop: cannot tell ({e})")
+        return False
+    line = identity_line(package, source, CONFIG.num_batches)
+    out(f"the package against the source's own loop (seed {ORACLE_SEED}, one epoch): {line}")
+    return line.startswith("bit-identical") and len(package) == len(source)
+
+
+def _check_portable(out):
+    from .portable import SEEDS, shipped, train_seeds
+
+    shipped_losses, info = shipped()
+    made = info.get("versions", {})
+    out(f"the shipped bits (seeds {SEEDS[0]}-{SEEDS[-1]}, one default epoch each) were made with tensorflow "
+        f"{made.get('tensorflow')}, tf-keras {made.get('tf-keras')}, numpy {made.get('numpy')} on "
+        f"{machine.machine_line(info.get('machine'))}:")
+    lines, same = check_shipped(train_seeds(), shipped_losses)
+    for line in lines:
+        out(line)
+    out("this machine reproduces the shipped bits" if same else "this machine does not reproduce the shipped bits")
+    return same

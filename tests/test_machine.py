@@ -1,0 +1,181 @@
+"""Which machine a run was made on, the portable settings, comparing two runs of one seed, and ``doctor``."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+from echo_rnn_tf1 import machine, portable
+from echo_rnn_tf1.compare import first_difference, identity_line
+from echo_rnn_tf1.doctor import check_shipped, onednn_says
+
+SSE41_CPU = {"sse", "sse2", "sse4_1"}
+AVX2_CPU = SSE41_CPU | {"avx", "avx2", "fma"}
+ZEN4 = AVX2_CPU | {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "avx512_bf16"}
+SAPPHIRE_RAPIDS = ZEN4 | {"avx_vnni", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16"}
+
+
+@pytest.mark.parametrize("flags, cap, level", [
+    (set(), None, None),
+    (SSE41_CPU, None, "SSE41"),
+    (SSE41_CPU, "AVX2", "SSE41"),                  # a cap above the CPU changes nothing
+    (AVX2_CPU, None, "AVX2"),
+    (AVX2_CPU | {"avx_vnni"}, None, "AVX2_VNNI"),
+    (ZEN4, None, "AVX512_CORE_BF16"),
+    (ZEN4, "AVX2", "AVX2"),
+    (ZEN4, "avx2_vnni", "AVX2"),                   # lower case is accepted; this CPU has no AVX-VNNI
+    (ZEN4, "AVX512_CORE", "AVX512_CORE"),
+    (ZEN4, "SSE41", "SSE41"),
+    (ZEN4, "no such level", "AVX512_CORE_BF16"),   # oneDNN ignores a name it does not know
+    (SAPPHIRE_RAPIDS, None, "AVX10_1_512_AMX"),
+    (SAPPHIRE_RAPIDS, "AVX512_CORE_AMX", "AVX10_1_512_AMX"),
+    (SAPPHIRE_RAPIDS, "AVX512_CORE_VNNI", "AVX512_CORE_VNNI"),  # the AVX2 VNNI branch is not under AVX-512
+    (SAPPHIRE_RAPIDS, "AVX2_VNNI", "AVX2_VNNI"),
+])
+def test_onednn_isa_by_hand(flags, cap, level):
+    assert machine.onednn_isa(flags, cap) == level
+
+
+# oneDNN 3.7's own names for the levels (its verbose "cpu,isa" line), for those a test can meet on x86-64 CI.
+ONEDNN_WORDS = {
+    "SSE41": "Intel SSE4.1",
+    "AVX": "Intel AVX",
+    "AVX2": "Intel AVX2",
+    "AVX2_VNNI": "Intel AVX2 with Intel DL Boost",
+    "AVX512_CORE": "Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions",
+    "AVX512_CORE_VNNI": "Intel AVX-512 with Intel DL Boost",
+    "AVX512_CORE_BF16": "Intel AVX-512 with Intel DL Boost and bfloat16 support",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cap", ["SSE41", "AVX2"])
+def test_the_recorded_level_is_the_one_onednn_reports(cap, monkeypatch):
+    # The level in run.json is worked out from the CPU's flags; oneDNN itself says which it uses when verbose.
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    level = machine.describe()["onednn_isa"]
+    assert onednn_says() == ONEDNN_WORDS[level]
+
+
+def test_run_json_records_the_machine(tmp_path):
+    out = tmp_path / "run"
+    env_cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    assert run_cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 0, "--out", out).returncode == 0
+    recorded = json.loads((out / "run.json").read_text())["machine"]
+    model, flags = machine.cpu_info()
+    assert recorded["cpu"] == model and recorded["cores"] >= 1 and isinstance(recorded["cuda_build"], bool)
+    assert recorded["onednn_isa"] == machine.onednn_isa(flags, env_cap)
+    assert recorded["ONEDNN_MAX_CPU_ISA"] == env_cap
+    assert json.loads((out / "run.json").read_text())["portable"] is False
+
+
+def test_first_difference_by_hand():
+    a = np.float32([0.5, 0.4, 0.3, 0.2])
+    assert first_difference(a, a.copy()) == (None, 0.0)
+    b = a.copy()
+    b[2] = 0.6
+    assert first_difference(a, b) == (2, 0.5)
+    assert identity_line(a, b, num_batches=2) == "first differs at epoch 1 step 0; largest relative difference 0.5"
+    assert identity_line(a, a[:3], num_batches=2) == "bit-identical (3 losses) (compared the 3 steps both have: 4 and 3)"
+    nan = np.float32([np.nan, 0.1])
+    assert identity_line(nan, nan.copy(), 2) == "bit-identical (2 losses)"  # a diverged step equals itself
+
+
+def test_compare_two_runs_of_one_seed(tmp_path):
+    first, again = tmp_path / "first", tmp_path / "again"
+    for out in (first, again):
+        assert run_cli("--num-epochs", 1, "--total-series-length", 1000, "--seed", 4, "--out", out).returncode == 0
+    result = run_cli("compare", first, again)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    same = [line for line in lines if line.startswith("same seed")]
+    assert same == ["same seed (4) and hyperparameters: bit-identical (20 losses)"]
+    machine_line = machine.machine_line(json.loads((first / "run.json").read_text())["machine"])
+    assert f"  this run:  {machine_line}" in lines and f"  reference: {machine_line}" in lines
+
+    # One loss changed by hand: where it differs is said, and the exit code stays the verdict on the logs.
+    csv = (again / "losses.csv").read_text().splitlines()
+    epoch, batch, loss = csv[14].split(",")
+    csv[14] = f"{epoch},{batch},{np.float32(float(loss) * 1.5)!s}"
+    (again / "losses.csv").write_text("\n".join(csv) + "\n")
+    result = run_cli("compare", first, again)
+    assert result.returncode == 0
+    assert "same seed (4) and hyperparameters: first differs at epoch 0 step 13; largest relative difference 0.333" \
+        in result.stdout
+
+
+def test_no_same_seed_line_for_other_seeds_or_log_files(tmp_path):
+    first, other = tmp_path / "first", tmp_path / "other"
+    for out, seed in ((first, 4), (other, 5)):
+        assert run_cli("--num-epochs", 1, "--total-series-length", 1000, "--seed", seed, "--out", out).returncode == 0
+    for args in ((first, other), (first, first / "train.log")):
+        result = run_cli("compare", *args)
+        assert result.returncode == 0 and "same seed" not in result.stdout
+
+
+def test_shipped_bits_are_consistent():
+    losses, info = portable.shipped()
+    assert sorted(losses) == list(portable.SEEDS) and info["settings"] == machine.PORTABLE_ENV
+    assert all(len(losses[seed]) == portable.CONFIG.num_batches for seed in portable.SEEDS)
+    assert {int(seed): value for seed, value in info["digests"].items()} == \
+        {seed: portable.digest(values) for seed, values in losses.items()}
+    assert all(0.5 < values[0] < 0.9 for values in losses.values())  # untrained at the first step, as every seed
+
+
+def test_check_shipped_names_the_seed_and_step():
+    losses, _ = portable.shipped()
+    computed = {seed: values.copy() for seed, values in losses.items()}
+    lines, same = check_shipped(computed, losses)
+    assert same and all(line.endswith("the shipped bits") for line in lines)
+    computed[3][500:] *= np.float32(1.5)
+    lines, same = check_shipped(computed, losses)
+    assert not same
+    assert [line.split(": ", 1)[0] for line in lines if "differs" in line] == ["  seed 3"]
+    assert lines[3].endswith("first differs at step 500, largest relative difference 0.5")  # |here - shipped| / shipped
+
+
+@pytest.mark.slow
+def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path):
+    # --portable sets oneDNN's settings before TensorFlow loads, over whatever the environment had: the same
+    # bits under any cap. Without it, capping the instruction set changes the bits from step ~7 (measured).
+    runs = {}
+    for name, flags, cap in [("portable", ["--portable"], None), ("portable, AVX2 cap", ["--portable"], "AVX2"),
+                             ("default", [], None), ("default, SSE41 cap", [], "SSE41")]:
+        env = {k: v for k, v in os.environ.items() if k not in machine.ONEDNN_ENV}
+        if cap:
+            env["ONEDNN_MAX_CPU_ISA"] = cap
+        out = tmp_path / name.replace(", ", "-").replace(" ", "-")
+        result = run_cli("--num-epochs", 1, "--total-series-length", 5000, "--seed", 0, "--out", out, *flags, env=env)
+        assert result.returncode == 0, result.stderr
+        runs[name] = (out / "losses.csv").read_text()
+    assert runs["portable"] == runs["portable, AVX2 cap"]
+    assert runs["default"] != runs["default, SSE41 cap"]  # the cap matters where --portable is not given
+
+
+@pytest.mark.slow
+def test_doctor_checks_the_package_against_the_source():
+    result = run_cli("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("environment: python ") and "tensorflow 2." in lines[0]
+    assert "legacy Keras cell: available (tf.compat.v1.nn.rnn_cell.BasicRNNCell)" in lines
+    assert any(line.startswith("machine: ") and "oneDNN" in line for line in lines)
+    assert any(line.startswith("oneDNN says: Intel") for line in lines)
+    assert "the package against the source's own loop (seed 0, one epoch): bit-identical (1000 losses)" in lines
+    assert lines[-1] == "doctor: everything reproduces"
+
+
+@pytest.mark.slow
+def test_doctor_portable_reports_every_seed():
+    # Whether this machine reproduces bits made on another is what doctor tells, not what a test may assume;
+    # the report must be whole and its exit code must say what its lines say.
+    result = run_cli("doctor", "--portable")
+    lines = result.stdout.splitlines()
+    seeds = [line for line in lines if line.startswith("  seed ")]
+    assert [line.split(":")[0] for line in seeds] == [f"  seed {s}" for s in portable.SEEDS]
+    reproduces = "this machine reproduces the shipped bits" in lines
+    assert reproduces == all(line.endswith("the shipped bits") for line in seeds)
+    assert result.returncode == (0 if reproduces else 1), result.stderr
+    assert "portable settings: on (TF_ENABLE_ONEDNN_OPTS=0 ONEDNN_MAX_CPU_ISA=SSE41)" in lines
