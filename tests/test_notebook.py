@@ -3,14 +3,22 @@ import os
 import re
 
 import nbformat
+import numpy as np
 import pytest
 from nbclient import NotebookClient
 
 from conftest import ROOT
+from echo_rnn_tf1.compare import compare
 from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.logs import parse_log, read_reference
 from echo_rnn_tf1.train import train
 
 NOTEBOOK = os.path.join(ROOT, "notebooks", "echo_rnn_tf1.ipynb")
+REFERENCE = parse_log(read_reference(), "2017 log")
+# Seed 0's 50 logged losses over five epochs, against the machine the outputs were committed from, at most
+# (scripts/cross_machine.py): 1.7e-5 with oneDNN's custom operations off, 1.5e-5 capped at SSE4.1, 8.5e-6 at
+# AVX2; 1.5e-5 on an Intel Xeon with AMX. Seed 0 does not escape a plateau mid-run: its trajectory stays put.
+NOTEBOOK_RTOL = 1e-4
 
 
 def read_notebook():
@@ -73,6 +81,8 @@ def test_sections_are_the_sources_in_order():
 
 
 def test_committed_outputs_are_a_full_run_of_this_code():
+    # The outputs were committed from one machine; this one may round differently (docs/machines.md): the same
+    # 55 lines, each loss within the spread measured across machines, and the same verdict.
     nb = read_notebook()
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1))  # run top to bottom, once
@@ -81,6 +91,9 @@ def test_committed_outputs_are_a_full_run_of_this_code():
     expected = []
     train(Config(num_epochs=params["num_epochs"]), params["seed"], log=expected.append)
     lines = stdout_lines(nb)
-    assert log_lines(lines) == expected and len(expected) == 55
-    assert any(line.startswith("MATCH: ") for line in lines)
+    committed = parse_log("\n".join(log_lines(lines)))
+    fresh = parse_log("\n".join(expected))
+    assert len(expected) == 55 and [p[:2] for p in committed] == [p[:2] for p in fresh]
+    np.testing.assert_allclose([p.loss for p in committed], [p.loss for p in fresh], rtol=NOTEBOOK_RTOL)
+    assert any(line.startswith("MATCH: ") for line in lines) and compare(fresh, REFERENCE).match
     assert images(nb) == 3

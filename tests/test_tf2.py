@@ -10,12 +10,19 @@ from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.model import TRAINED_VARIABLES, build_model
 from echo_rnn_tf1.train import train
 
-# All measured on TensorFlow 2.21 (2 cores), seeds 0-9 unless said:
+# All measured on TensorFlow 2.21 (2 cores), seeds 0-9 unless said; "across machines": on each of 7 emulated
+# machines (oneDNN capped from SSE4.1 to AVX-512, custom operations off; scripts/cross_machine.py), the largest.
 FORWARD_ATOL_START = 1e-6     # logits on the faithful starting weights: largest difference 2.4e-7
 FORWARD_ATOL_RANDOM = 1e-5    # logits on weights drawn N(0, 1): 2.3e-6
 STEP0_RTOL = 1e-5             # the first loss: 2.4e-7
-SEED0_EPOCH_RTOL = 1e-4       # seed 0, every step of an epoch: 9.7e-6 (other seeds drift more, see below)
-LAST_LOSS_RTOL = 1e-2         # the epoch's last loss, any seed: 0.35 % (seed 5)
+SEED0_EPOCH_RTOL = 1e-4       # seed 0, every step of an epoch: 1.5e-5 across machines
+LAST_LOSS_RTOL = 1e-2         # the epoch's last loss, seeds 0-4 and 6-9: 3.4e-4 across machines (seed 3)
+# Seed 5 escapes the no-memory plateau during the epoch, where rounding decides the path: one loss 130x apart
+# between the engines, the last loss 26 % apart (8.8 % on an Intel Xeon). Where it ends holds: the mean loss of
+# the last 100 steps, over 7 machines and both engines, lies between 1.43e-3 and 1.98e-3, a ratio of 1.38.
+CHAOTIC_SEED = 5
+LAST_100_RATIO = 2.0
+LEARNED = 0.01                # a net that has learned the echo; the no-memory plateau is 0.485
 
 
 def graph_logits(tf, values, batchX):
@@ -72,9 +79,16 @@ def test_seed_0_follows_the_faithful_graph_step_for_step(epoch_losses):
 
 def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(epoch_losses):
     # Float rounding differs (XLA fuses the step); while a run escapes the no-memory plateau, the two
-    # trajectories can part for a while (seed 3: 1.1 % at one step; seed 5: one loss 3x apart), then meet again.
-    for faithful, native in epoch_losses.values():
-        np.testing.assert_allclose(native[-1], faithful[-1], rtol=LAST_LOSS_RTOL)
+    # trajectories can part for a while (seed 3: 1.1 % at one step), then meet again.
+    for seed, (faithful, native) in epoch_losses.items():
+        if seed != CHAOTIC_SEED:
+            np.testing.assert_allclose(native[-1], faithful[-1], rtol=LAST_LOSS_RTOL, err_msg=f"seed {seed}")
+
+
+def test_a_chaotic_seed_learns_as_much_with_both_engines(epoch_losses):
+    faithful, native = (losses[-100:].mean() for losses in epoch_losses[CHAOTIC_SEED])
+    assert faithful < LEARNED and native < LEARNED
+    assert max(faithful, native) / min(faithful, native) < LAST_100_RATIO
 
 
 def test_faithful_results_unchanged_after_tf2_ran_in_the_same_process():

@@ -8,9 +8,13 @@ from conftest import run_cli
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.train import train
 
-# static_rnn against dynamic_rnn, one epoch, measured on seeds 0-9:
-UNROLL_SEED0_RTOL = 1e-4    # seed 0, every step: 6.4e-6 (seed 5 parts for a while mid-epoch: 13 % at one step)
-UNROLL_LAST_RTOL = 1e-2     # the last loss, any seed: 7.3e-4 at worst (seed 5)
+# static_rnn against dynamic_rnn, one epoch, on each of 7 emulated machines (oneDNN capped from SSE4.1 to AVX-512,
+# custom operations off; scripts/cross_machine.py), the largest:
+UNROLL_SEED0_RTOL = 1e-4    # seed 0, every step: 1.1e-5
+UNROLL_LAST_RTOL = 1e-2     # the last loss, seeds 0-4 and 6-9: 2.1e-4 (seed 3)
+# Seed 5 escapes the no-memory plateau mid-epoch, where rounding decides the path (one loss 140x apart, the last
+# 15 %); the mean of its last 100 losses, over 7 machines and both ways: 1.43e-3 to 1.98e-3, a ratio of 1.38.
+CHAOTIC_SEED, LAST_100_RATIO, LEARNED = 5, 2.0, 0.01
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +108,11 @@ def test_unroll_is_the_same_math_as_the_default(seed):
     default = np.array(train(config, seed, log=lambda line: None))
     unrolled = np.array(train(config, seed, log=lambda line: None, unroll=True))
     assert default[0] == unrolled[0]  # same initial weights, same data: the same first loss, to the bit
-    np.testing.assert_allclose(unrolled[-1], default[-1], rtol=UNROLL_LAST_RTOL)
+    if seed == CHAOTIC_SEED:
+        tails = default[-100:].mean(), unrolled[-100:].mean()
+        assert max(tails) < LEARNED and max(tails) / min(tails) < LAST_100_RATIO
+    else:
+        np.testing.assert_allclose(unrolled[-1], default[-1], rtol=UNROLL_LAST_RTOL)
     if seed == 0:
         np.testing.assert_allclose(unrolled, default, rtol=UNROLL_SEED0_RTOL)
 
