@@ -4,8 +4,11 @@ Since TensorFlow 2.16 the ``tf.compat.v1.nn.rnn_cell`` classes come from the leg
 and only when ``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is first imported. ``tf.contrib`` is gone;
 ``tf.contrib.rnn.BasicRNNCell`` of TF 1.4 is this same class.
 """
+import contextlib
 import os
+import re
 import sys
+import tempfile
 import warnings
 
 
@@ -31,14 +34,48 @@ def import_tensorflow():
     return tf
 
 
-def import_quiet_tensorflow():
-    """``import_tensorflow()`` with less chatter on stderr, for the command line (TF_CPP_MIN_LOG_LEVEL=0 shows all).
+# What TensorFlow's C++ side prints while it loads, before it reads TF_CPP_MIN_LOG_LEVEL: information only.
+_LOADING_NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)|"
+                            r"^[IW]\d{4} [\d:. ]+\d+ (port|cudart_stub|cpu_feature_guard|cuda_\w+)\.cc:\d+\]|"
+                            r"^To enable the following instructions|^\s*$")
 
-    TensorFlow's deprecation notices for the source's API are silenced: using that API is the point here.
-    A few lines TensorFlow prints while loading, before it reads any setting, remain.
+
+def import_quiet_tensorflow():
+    """``import_tensorflow()`` without the chatter, for the command line and the notebook
+    (``TF_CPP_MIN_LOG_LEVEL=0`` in the environment shows it all).
+
+    TensorFlow's deprecation notices for the source's API are silenced: using that API is the point here. What
+    TensorFlow prints on stderr while loading is held back; any line that is not known start-up noise is passed
+    on, and everything is passed on if loading fails.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "0"
     warnings.filterwarnings("ignore", message=r".*BasicRNNCell. is deprecated", category=UserWarning)
-    tf = import_tensorflow()
+    if not quiet or "tensorflow" in sys.modules:
+        tf = import_tensorflow()
+    else:
+        held = []
+        try:
+            with _held_stderr(held):
+                tf = import_tensorflow()
+        except BaseException:
+            sys.stderr.write("".join(held))
+            raise
+        sys.stderr.write("".join(line for line in held if not _LOADING_NOISE.search(line)))
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+@contextlib.contextmanager
+def _held_stderr(held):
+    """Send file descriptor 2 (where C++ code writes) to a temporary file; afterwards ``held`` has its lines."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            file.seek(0)
+            held.extend(file.read().decode("utf-8", "replace").splitlines(keepends=True))

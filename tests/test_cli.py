@@ -13,6 +13,8 @@ def test_short_run_writes_every_file(tmp_path):
     out = tmp_path / "run"
     result = run_cli("--num-epochs", 2, "--total-series-length", 5000, "--seed", 3, "--out", out)
     assert result.returncode == 0, result.stderr
+    # TensorFlow's start-up chatter (printed before it reads TF_CPP_MIN_LOG_LEVEL) is held back.
+    assert "absl::InitializeLog" not in result.stderr and "port.cc" not in result.stderr, result.stderr
     assert {p.name for p in out.iterdir()} >= {"train.log", "losses.csv", "run.json", "loss.png", "predictions.png",
                                              "checkpoint"}
 
