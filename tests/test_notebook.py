@@ -1,4 +1,5 @@
 """The notebook: it runs top to bottom headless, and its committed outputs are a real full run of this code."""
+import inspect
 import os
 import re
 
@@ -74,10 +75,48 @@ def test_short_run_draws_the_pictures_and_the_verdict(short_run):
     assert any(line.startswith("TF2 engine: 1000 steps in ") for line in lines)  # both engines in one kernel
 
 
-def test_sections_are_the_sources_in_order():
-    headings = [line for c in read_notebook().cells if c.cell_type == "markdown"
-                for line in c.source.splitlines() if line.startswith("## ")]
-    assert [h.split(" ·")[0] for h in headings[:4]] == ["## 定义参数", "## 生成数据", "## 定义模型", "## 训练模型"]
+SECTIONS = ["## 定义参数", "## 生成数据", "## 定义模型", "## 训练模型"]
+
+
+def sections(nb):
+    """``{heading: cells under it}`` for the notebook's ``## `` sections, in order."""
+    found, current = {}, None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("## "):
+            current = cell.source.splitlines()[0].split(" ·")[0]
+            found[current] = []
+        elif current is not None:
+            found[current].append(cell)
+    return found
+
+
+def test_sections_are_the_sources_in_order_under_a_title():
+    nb = read_notebook()
+    assert nb.cells[0].source.startswith("# 使用tensorflow Rnn_cell api 实现")  # a heading, as the source meant
+    assert [h for h in sections(nb) if h in SECTIONS] == SECTIONS
+
+
+def test_each_section_shows_the_code_that_runs():
+    # The package's own source, displayed in the section where it runs, as it is in the package now.
+    from echo_rnn_tf1 import config, data, model, train
+
+    shown = {heading: [o.data["text/plain"] for c in cells if c.cell_type == "code" for o in c.outputs
+                       if o.output_type == "display_data" and "text/html" in o.data]
+             for heading, cells in sections(read_notebook()).items()}
+    expected = {"## 定义参数": [config.Config], "## 生成数据": [data.generate_data, data.zero_window_starts],
+                "## 定义模型": [model.build_model], "## 训练模型": [train.run_training, train.after_step]}
+    for heading, objects in expected.items():
+        assert shown[heading] == [inspect.getsource(obj).rstrip("\n") for obj in objects], heading
+    model_code, loop_code = "\n".join(shown["## 定义模型"]), "\n".join(shown["## 训练模型"])
+    for line in ("v1.placeholder(tf.int32", "BasicRNNCell(state_size)", "v1.nn.dynamic_rnn(", "AdagradOptimizer("):
+        assert line in model_code
+    assert "sess.run(" in loop_code and "feed_dict=" in loop_code
+
+
+def test_committed_outputs_hold_no_tensorflow_start_up_noise():
+    outputs = [o for c in read_notebook().cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    assert not [o for o in outputs if "absl" in o.get("text", "") or "port.cc" in o.get("text", "")]
 
 
 def test_committed_outputs_are_a_full_run_of_this_code():
