@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from .config import SEED_LIMIT, Config, ConfigError
+from .config import MEANING, SEED_LIMIT, Config, ConfigError
 from .launch import EXIT_FAILED, EXIT_OK
 from .logs import LogError
 from .machine import PortableError
@@ -45,18 +45,20 @@ def train_parser():
     p = Parser(prog="python -m echo_rnn_tf1",
                description="Train the 2017 Echo-RNN (BasicRNNCell + dynamic_rnn through tf.compat.v1) and print "
                            "the source's log. Other commands: compare, doctor, envelope, evaluate, predict (see: COMMAND --help).",
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+)
     defaults = Config()
     for field in dataclasses.fields(Config):
-        p.add_argument("--" + field.name.replace("_", "-"), type=field.type, default=getattr(defaults, field.name),
-                       metavar=field.type.__name__.upper())
+        default = getattr(defaults, field.name)
+        p.add_argument("--" + field.name.replace("_", "-"), type=field.type, default=default,
+                       metavar=field.type.__name__.upper(),
+                       help=f"{MEANING.get(field.name, field.name.replace('_', ' '))} (default: {default})")
     p.add_argument("--seed", type=seed_type, help="seed random, numpy and TensorFlow as a header on the source would "
                                             "(default: draw one and record it in run.json)")
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite the files of a run already in --out")
     p.add_argument("--engine", choices=("tf1", "tf2"), default="tf1",
-                   help="tf1: the source's graph, one sess.run per step; tf2: the same training in native "
-                        "TensorFlow 2, an epoch per XLA-compiled call")
+                   help="tf1 (the default): the source's graph, one sess.run per step; tf2: the same training in "
+                        "native TensorFlow 2, an epoch per XLA-compiled call")
     p.add_argument("--unroll", action="store_true",
                    help="with --engine tf1: the same cell over static_rnn instead of dynamic_rnn: same math, "
                         "faster per step")
@@ -151,11 +153,12 @@ def _same_seed_lines(path, other):
 def envelope_parser():
     p = Parser(prog="python -m echo_rnn_tf1 envelope",
                description="Train K seeds of the source's default configuration (one process per core), write the "
-                           "per-step min / median / max and each seed's verdict, draw the band with the 2017 run.",
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--seeds", type=int, default=20, help="how many seeds")
-    p.add_argument("--first-seed", type=seed_type, default=0, help="seeds are FIRST_SEED, FIRST_SEED + 1, ...")
-    p.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes at once")
+                           "per-step min / median / max and each seed's verdict, draw the band with the 2017 run.")
+    p.add_argument("--seeds", type=int, default=20, help="how many seeds (default: 20)")
+    p.add_argument("--first-seed", type=seed_type, default=0,
+                   help="seeds are FIRST_SEED, FIRST_SEED + 1, ... (default: 0)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count(),
+                   help="processes at once (default: the number of cores, %(default)s)")
     p.add_argument("--out", help="folder for envelope.csv, seeds.csv, envelope.png (default: a new one under runs/)")
     return p
 

@@ -5,6 +5,7 @@ import dataclasses
 FLOAT32_MAX = 3.4028234663852886e38  # the graph computes in float32: a larger rate is infinite there
 ADAGRAD_INITIAL_ACCUMULATOR = 0.1    # tf.compat.v1.train.AdagradOptimizer's default, which the source uses
 SEED_LIMIT = 2**32                   # numpy's legacy seeding, which the source uses, takes 0 <= seed < 2**32
+LOG_EVERY = 100                      # the source prints a loss line every 100 batches
 
 
 class ConfigError(ValueError):
@@ -74,6 +75,18 @@ def _is_int(value) -> bool:
 def _refuse(name, value, rule):
     raise ConfigError(f"--{name.replace('_', '-')} {value}: {rule}")
 
+
+# What each hyperparameter means, for --help: in English, and the source's own comment where it has one.
+MEANING = {
+    "num_epochs": "passes over the series (the source reuses one series) · 全部数据一共反复训练次数",
+    "total_series_length": "length of the random binary series",
+    "truncated_backprop_length": "steps per window, each fed from a zero state · 输入X1,x2,...Xn 的长度",
+    "state_size": "units in the BasicRNNCell · 隐藏层大小",
+    "num_classes": "output classes; the echo has 0 and 1 · 输出的class，本程序只有0,1两种输出",
+    "echo_step": "the target is the input this many steps earlier · 输出偏移位数",
+    "batch_size": "rows the series is cut into, one window of each per step",
+    "learning_rate": "Adagrad's learning rate (the source writes AdagradOptimizer(0.3))",
+}
 
 # Small enough for a test to train in about a second: 2 epochs of 100 steps.
 TINY = Config(num_epochs=2, total_series_length=5000)

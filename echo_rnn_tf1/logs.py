@@ -8,7 +8,7 @@ import collections
 import re
 from importlib import resources
 
-from .train import LOG_EVERY
+from .config import LOG_EVERY
 
 REFERENCE_NAME = "reference_2017.log"  # the 2017 run's 50 loss lines, exactly as the source recorded them
 

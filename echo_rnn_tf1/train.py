@@ -5,11 +5,11 @@ import secrets
 
 import numpy as np
 
+from .config import LOG_EVERY
 from .data import generate_data
 from .model import build_model
 from .tfcompat import import_tensorflow
 
-LOG_EVERY = 100  # the source prints a loss line every 100 batches
 
 
 class Diverged(ArithmeticError):

@@ -65,3 +65,6 @@ def test_help_does_not_import_tensorflow_or_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "--truncated-backprop-length" in result.stdout
     assert "HEAVY []" in result.stdout
+    # Each hyperparameter says what it means (the source's own comment too) and its default; nothing says None.
+    assert "隐藏层大小 (default: 4)" in result.stdout and "全部数据一共反复训练次数 (default: 5)" in result.stdout
+    assert "(default: None)" not in result.stdout and "(default: False)" not in result.stdout
