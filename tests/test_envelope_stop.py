@@ -32,6 +32,19 @@ def test_envelope_never_writes_into_a_folder_holding_files(tmp_path, files):
     assert all((tmp_path / name).read_text() == "someone's" for name in files)
 
 
+def _workers(pgid):
+    """The envelope's workers in process group ``pgid`` (multiprocessing's resource tracker is not one)."""
+    found = []
+    for pid in _group(pgid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
 def _group(pgid):
     """The processes still in process group ``pgid`` (zombies are gone already)."""
     found = []
@@ -52,7 +65,7 @@ def _group(pgid):
 def test_envelope_stops_at_once_and_leaves_no_worker(tmp_path, how):
     out = tmp_path / "envelope"
     with started("envelope", "--seeds", 20, "--jobs", 2, "--out", out) as process:
-        wait_until(lambda: len(_group(process.pid)) >= 3, process)  # the parent and its two workers
+        wait_until(lambda: len(_workers(process.pid)) == 2, process)
         time.sleep(3)  # the workers are loading TensorFlow or training by now
         if how == "SIGTERM":
             os.kill(process.pid, signal.SIGTERM)  # as `kill` does: to the parent alone
@@ -70,3 +83,14 @@ def test_envelope_stops_at_once_and_leaves_no_worker(tmp_path, how):
     assert process.returncode == 128 + getattr(signal, name)
     assert one_error_line(stderr) == f"echo_rnn_tf1: {name} received; workers stopped, no envelope written"
     assert left == [] and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_under_envelope_is_the_machine_failing(tmp_path):
+    # what the kernel's out-of-memory killer does: SIGKILL to one worker
+    with started("envelope", "--seeds", 20, "--jobs", 2, "--out", tmp_path / "envelope") as process:
+        wait_until(lambda: len(_workers(process.pid)) == 2, process)
+        os.kill(_workers(process.pid)[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 3
+    assert "died (killed by SIGKILL; out of memory?)" in one_error_line(stderr)
