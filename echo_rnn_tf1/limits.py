@@ -8,9 +8,9 @@ from .failures import BadInput, MachineError
 SERIES_BYTES = 24       # per element of the series: generate_data peaks at 24.0 bytes (int64 draws, roll, targets)
 PARAMETER_BYTES = 32    # per trained parameter: 44.6 bytes measured (tf1, state_size 4000), 69 (tf2); the
                         # variable, its Adagrad accumulator, its gradient and its initializer are 16 at least
-# The longest path a run writes inside its folder: TensorFlow's Saver writes
-# "model.ckpt-N_temp/part-00000-of-00001.data-00000-of-00001.tempstate<20 digits>" (N up to 20 digits); TensorBoard
-# "tb/events.out.tfevents.<10 digits>.<host name, up to 64>.<pid>.<n>.v2". 200 characters cover both.
+# The longest paths a run writes inside its folder (seen with strace): the Saver's
+# "model.ckpt-N.data-00000-of-00001.tempstate<up to 20 digits>" (N up to 20 digits: 85 characters) and
+# TensorBoard's "tb/events.out.tfevents.<10 digits>.<host name, up to 64>" (98). 200 leave room.
 INNER_PATH = 200
 
 
