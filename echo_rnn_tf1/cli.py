@@ -4,22 +4,22 @@ Nothing heavy is imported here: TensorFlow and matplotlib are imported by the co
 ``--help`` answers at once and bad flags are refused before anything is loaded or written.
 """
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import time
 
+from . import failures
 from .config import MEANING, SEED_LIMIT, Config, ConfigError
-from .launch import EXIT_FAILED, EXIT_OK
+from .failures import EXIT_FAILED, EXIT_OK, BadInput, Interrupted
+from .limits import check_folder_path, check_memory
 from .logs import LogError
-from .machine import PortableError
 from .runs import RunError, RunWriter
 
-EXIT_USAGE = 2
 
-
-class UsageError(Exception):
+class UsageError(BadInput):
     """A command line that argparse could not parse."""
 
 
@@ -72,25 +72,28 @@ def train_parser():
 
 def train_command(argv):
     args = train_parser().parse_args(argv)
-    config = Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)}).validate()
+    config = Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
     if args.unroll and args.engine != "tf1":
         raise UsageError("--unroll: only with --engine tf1 (the tf2 engine writes the recurrence out already)")
     if args.portable and args.engine != "tf1":
         raise UsageError("--portable: only with --engine tf1 (XLA compiles the tf2 engine for this very CPU)")
+    check_memory(config)
     from .launch import train_run
     from .train import draw_seed
 
     seed = args.seed if args.seed is not None else draw_seed()
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-seed{seed}")
-    run = RunWriter(out, force=args.force)  # refuses a used or unwritable --out before anything is loaded
-    if args.portable:
-        from .machine import apply_portable
+    # From here to the end a signal is acted on where nothing is left half written (see launch.py).
+    with failures.DeferredSignals().installed() as stop:
+        run = RunWriter(out, force=args.force)  # refuses a used, locked or unwritable --out before anything is loaded
+        if args.portable:
+            from .machine import apply_portable
 
-        apply_portable()  # before TensorFlow loads
-    try:
-        return train_run(run, config, seed, args.engine, args.unroll, args.tensorboard, args.portable)
-    finally:
-        run.close()
+            apply_portable()  # before TensorFlow loads
+        try:
+            return train_run(run, config, seed, args.engine, args.unroll, args.tensorboard, args.portable, stop)
+        finally:
+            run.close()
 
 
 def compare_parser():
@@ -104,20 +107,29 @@ def compare_parser():
     return p
 
 
-def _read_points(path):
+def _read_points(path, keep=None, limit=None):
     from .logs import read_log
     from .runs import LOG
 
-    return read_log(os.path.join(path, LOG) if os.path.isdir(path) else path)
+    return read_log(os.path.join(path, LOG) if os.path.isdir(path) else path, keep, limit)
 
 
 def compare_command(argv):
     args = compare_parser().parse_args(argv)
-    from .compare import compare, format_table
-    from .logs import parse_log, read_reference
+    import math
 
-    run_points = _read_points(args.run)
-    reference_points = _read_points(args.reference) if args.reference else parse_log(read_reference(), "2017 log")
+    from .compare import compare, format_table
+    from .logs import REFERENCE_LIMIT, parse_log, read_reference
+
+    if args.reference:
+        reference_points = _read_points(args.reference, limit=REFERENCE_LIMIT)
+        bad = next((p for p in reference_points if not math.isfinite(p.loss)), None)
+        if bad is not None:
+            raise LogError(f"{args.reference}, line {bad.line}: the reference's loss is {bad.loss} at epoch "
+                           f"{bad.epoch} step {bad.step}; a reference must be finite (a diverged run is no yardstick)")
+    else:
+        reference_points = parse_log(read_reference(), "2017 log")
+    run_points = _read_points(args.run, keep={(p.epoch, p.step) for p in reference_points})
     same_seed = _same_seed_lines(args.run, args.reference) if args.reference else []
     verdict = compare(run_points, reference_points)
     print(format_table(verdict, run_name="this run", reference_name="reference" if args.reference else "2017"))
@@ -158,8 +170,10 @@ def envelope_parser():
     p.add_argument("--first-seed", type=seed_type, default=0,
                    help="seeds are FIRST_SEED, FIRST_SEED + 1, ... (default: 0)")
     p.add_argument("--jobs", type=int, default=os.cpu_count(),
-                   help="processes at once (default: the number of cores, %(default)s)")
-    p.add_argument("--out", help="folder for envelope.csv, seeds.csv, envelope.png (default: a new one under runs/)")
+                   help="processes at once (default: the number of cores, %(default)s); capped at one per usable "
+                        "core and at what memory holds (about 640 MiB each)")
+    p.add_argument("--out", help="a new or empty folder for envelope.csv, seeds.csv, losses.npy, envelope.png "
+                                 "(default: a new one under runs/)")
     return p
 
 
@@ -170,26 +184,39 @@ def envelope_command(argv):
             raise ConfigError(f"{flag} {value}: must be a positive integer")
     if args.first_seed + args.seeds > SEED_LIMIT:
         raise ConfigError(f"--first-seed {args.first_seed}: the last seed would pass 2**32 - 1, the largest numpy takes")
+    from . import envelope
+    from .limits import memory_available
+
+    jobs, why = envelope.capped_jobs(args.jobs, args.seeds, memory_available())
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + "-envelope")
+    check_folder_path(out)
     if os.path.exists(os.path.join(out, "envelope.csv")):
         raise RunError(f"--out {out}: holds an envelope already; choose another folder")
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise RunError(f"--out {out}: exists and is not an empty folder; envelope writes only into a new or empty one")
+    created = not os.path.exists(out)
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise RunError(f"--out {out}: cannot write there ({e.strerror})") from None
 
-    from . import envelope
     from .logs import parse_log, read_reference
 
     config, seeds = Config(), list(range(args.first_seed, args.first_seed + args.seeds))
     reference_points = parse_log(read_reference(), "2017 log")
-    print(f"Training {len(seeds)} seeds of the source's defaults, {args.jobs} at a time")
+    capped = f" (--jobs {args.jobs} capped at {jobs}: {why})" if why else ""
+    print(f"Training {len(seeds)} seeds of the source's defaults, {jobs} at a time{capped}", flush=True)
     try:
-        all_losses = envelope.train_seeds(seeds, args.jobs, on_done=lambda seed, losses: print(
+        all_losses = envelope.train_seeds(seeds, jobs, on_done=lambda seed, losses: print(
             f"seed {seed}: last epoch's mean loss {losses[-config.num_batches:].mean():.3g}", flush=True))
-    except KeyboardInterrupt:
-        print("echo_rnn_tf1: interrupted; no envelope written", file=sys.stderr)
-        return 130
+    except BaseException as e:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(out)  # (only if still empty)
+        if isinstance(e, Interrupted):
+            print(f"echo_rnn_tf1: {e} received; workers stopped, no envelope written", file=sys.stderr)
+            return e.exit_code
+        raise
 
     for line in envelope.save(out, seeds, all_losses, reference_points, config):
         print(line)
@@ -214,6 +241,7 @@ def evaluate_command(argv):
     from .train import draw_seed
 
     _, config = load_run(args.run)  # refuse a folder that is not a run before loading TensorFlow
+    check_memory(config)  # the fresh series is as long as the training one
     import_quiet_tensorflow()
     result = evaluate(args.run, args.seed if args.seed is not None else draw_seed())
     if args.json:
@@ -296,10 +324,15 @@ COMMANDS = {"compare": compare_command, "doctor": doctor_command, "envelope": en
 
 
 def main(argv=None):
+    """Run a command; return its exit code (see failures.py). A failure of any kind is one line on stderr.
+
+    Without ``argv``, this is the process's entry point: once the command is over, a late Ctrl-C can no longer
+    change how the process ends."""
+    entry_point = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     command = COMMANDS.get(argv[0]) if argv else None
-    try:
-        return command(argv[1:]) if command else train_command(argv)
-    except (UsageError, ConfigError, RunError, LogError, PortableError) as e:
-        print(f"echo_rnn_tf1: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    with failures.closed_pipe_safe_streams(), failures.stopping_signals(then_ignore=entry_point):
+        try:
+            return command(argv[1:]) if command else train_command(argv)
+        except (Exception, KeyboardInterrupt) as e:
+            return failures.report(e)

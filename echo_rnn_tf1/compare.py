@@ -42,7 +42,7 @@ def compare(run_points, reference_points):
     for ref in reference_points:
         got = run.get((ref.epoch, ref.step))
         loss = None if got is None else got.loss
-        ratio = loss / ref.loss if loss is not None and math.isfinite(loss) and ref.loss > 0 else None
+        ratio = loss / ref.loss if loss is not None and math.isfinite(loss) and 0 < ref.loss < math.inf else None
         rows.append((ref.epoch, ref.step, ref.loss, loss, ratio))
 
     missing = [(e, s) for e, s, _, loss, _ in rows if loss is None]
@@ -56,7 +56,8 @@ def compare(run_points, reference_points):
         reasons.append(f"the run diverged: its loss is {p.loss} at epoch {p.epoch} step {p.step} (line {p.line})")
 
     first = rows[0]
-    if first[4] is not None and abs(math.log10(first[4])) > FIRST_DECADES:
+    first_decades = decades_apart(first[3], first[2]) if first[3] is not None else None
+    if first_decades is not None and abs(first_decades) > FIRST_DECADES:
         reasons.append(f"the run does not start untrained: its first loss {first[3]:.3g} is not within "
                        f"{10 ** FIRST_DECADES:.2g}x of the reference's {first[2]:.3g}")
 
@@ -70,11 +71,13 @@ def compare(run_points, reference_points):
             epochs.append((epoch, ref_median, None, None, False))
             continue
         run_median = float(np.median(run_losses))
-        decades = math.log10(run_median / ref_median) if run_median > 0 else -math.inf
-        ok = None if epoch == first_epoch else abs(decades) <= MAX_DECADES
+        decades = decades_apart(run_median, ref_median)
+        ok = None if epoch == first_epoch else decades is not None and abs(decades) <= MAX_DECADES
         epochs.append((epoch, ref_median, run_median, decades, ok))
-        if ok is False:  # (an epoch with missing or non-finite points is already a reason above)
-            reasons.append(f"epoch {epoch}: median loss {run_median:.3g} is {10 ** abs(decades):.3g}x "
+        if ok is False and decades is None:  # only a reference with an infinite or NaN loss gets here
+            reasons.append(f"epoch {epoch}: the reference's median loss is {ref_median}; nothing compares with it")
+        elif ok is False:  # (an epoch with missing or non-finite points is already a reason above)
+            reasons.append(f"epoch {epoch}: median loss {run_median:.3g} is {times(abs(decades)):.3g}x "
                            f"{'above' if decades > 0 else 'below'} the reference's {ref_median:.3g} "
                            f"(the limit is {10 ** MAX_DECADES:.3g}x)")
 
@@ -86,10 +89,30 @@ def compare(run_points, reference_points):
         judged = [e for e in epochs if e[4] is not None]
         if judged:
             epoch, _, _, decades, _ = max(judged, key=lambda e: abs(e[3]))
-            widest = f" (the widest gap: {10 ** abs(decades):.2f}x, epoch {epoch})"
+            widest = f" (the widest gap: {times(abs(decades)):.2f}x, epoch {epoch})"
         summary = (f"MATCH: all {len(rows)} reference points present and finite; starts untrained; every epoch's "
                    f"median loss after the first is within {10 ** MAX_DECADES:.3g}x of the reference's{widest}")
     return Verdict(not reasons, summary, reasons, rows, epochs)
+
+
+def decades_apart(loss, reference):
+    """``log10(loss / reference)`` for losses >= 0: -inf and inf where one of them is 0 and the other is not;
+    None where the ratio means nothing (an infinite or NaN loss)."""
+    if not (math.isfinite(loss) and math.isfinite(reference)):
+        return None
+    if loss == reference:
+        return 0.0
+    if loss == 0 or reference == 0:
+        return -math.inf if loss == 0 else math.inf
+    return math.log10(loss) - math.log10(reference)  # (a quotient could overflow or underflow)
+
+
+def times(decades):
+    """``10 ** decades``, inf where a float cannot hold it."""
+    try:
+        return 10.0 ** decades
+    except OverflowError:
+        return math.inf
 
 
 def format_table(verdict, run_name="this run", reference_name="2017"):
@@ -104,7 +127,7 @@ def format_table(verdict, run_name="this run", reference_name="2017"):
         if i + 1 == len(verdict.rows) or verdict.rows[i + 1][0] != epoch:
             _, ref_median, run_median, decades, ok = by_epoch[epoch]
             run_shown = "-" if run_median is None else f"{run_median:.6g}"
-            ratio_shown = "-" if decades is None else f"{10 ** decades:.3g}"
+            ratio_shown = "-" if decades is None else f"{times(decades):.3g}"
             judged = {None: "(not judged)", True: "ok", False: "FAIL"}[ok]
             lines.append(f"{epoch:>5} {'median':>5}  {ref_median:>{width}.6g}  {run_shown:>{width}}  "
                          f"{ratio_shown:>8}  {judged}")

@@ -1,14 +1,17 @@
 """Hyperparameters of the Echo-RNN (定义参数), with the 2017 source's values as defaults."""
 import dataclasses
+import struct
 
+from .failures import BadInput
 
 FLOAT32_MAX = 3.4028234663852886e38  # the graph computes in float32: a larger rate is infinite there
+FLOAT32_TINY = 1.401298464324817e-45  # the smallest float32 above 0: a rate below about half of it is 0 there
 ADAGRAD_INITIAL_ACCUMULATOR = 0.1    # tf.compat.v1.train.AdagradOptimizer's default, which the source uses
 SEED_LIMIT = 2**32                   # numpy's legacy seeding, which the source uses, takes 0 <= seed < 2**32
 LOG_EVERY = 100                      # the source prints a loss line every 100 batches
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput, ValueError):
     """A hyperparameter value the model cannot use; the message names the flag, the value and the rule."""
 
 
@@ -22,6 +25,9 @@ class Config:
     echo_step: int = 3                     # the target is the input this many steps earlier
     batch_size: int = 5                    # rows the series is cut into
     learning_rate: float = 0.3             # Adagrad, TF1's initial accumulator 0.1
+
+    def __post_init__(self):
+        self.validate()  # a Config that exists is one the model can use
 
     @property
     def num_batches(self) -> int:
@@ -51,8 +57,9 @@ class Config:
                     f"must be a multiple of batch_size * truncated_backprop_length ({window_block}), "
                     f"or the zeroed targets fall out of step with the windows")
         lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= FLOAT32_MAX:
-            _refuse("learning_rate", lr, f"must be a number greater than 0 and finite in float32 (at most {FLOAT32_MAX:.4g})")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= FLOAT32_MAX or _float32(lr) == 0:
+            _refuse("learning_rate", lr, f"must be a number greater than 0 and finite in float32 (from "
+                                         f"{FLOAT32_TINY:.4g} to {FLOAT32_MAX:.4g}; a smaller rate is 0 there)")
         return self
 
     def to_dict(self) -> dict:
@@ -65,7 +72,12 @@ class Config:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown hyperparameter(s): {', '.join(unknown)}")
-        return cls(**values).validate()
+        return cls(**values)
+
+
+def _float32(value) -> float:
+    """``value`` rounded to float32, as the graph holds it."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
 def _is_int(value) -> bool:

@@ -1,19 +1,47 @@
 """The seed envelope: how far honest runs of the source differ from each other, and where the 2017 run falls.
 
-Trains K seeds of the default configuration, one process per core, and keeps every step's loss. The band
+Trains K seeds of the default configuration, one worker process per core, and keeps every step's loss. The band
 (per-step min and max over the seeds) and the per-seed verdicts are the evidence behind ``compare``'s
-criterion.
+criterion. A signal or a failure kills the workers at once: none is left behind.
 """
-import concurrent.futures
+import collections
+import math
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 
 import numpy as np
 
 from .compare import compare
 from .config import Config
+from .failures import MachineError, describe
 from .logs import logged_points
-from .runs import write_csv
+from .runs import atomic_write, write_csv
+
+WORKER_BYTES = 640 * 2**20  # a worker training a seed of the defaults: peak RSS measured at 635 MB
+
+
+def usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def capped_jobs(jobs, seeds, available_memory):
+    """``(jobs to run, why it is fewer than asked or None)``: at most one worker per usable core (TensorFlow keeps
+    a core busy; more workers only share it), per seed, and per WORKER_BYTES of available memory."""
+    limits = [(usable_cores(), f"one process per core ({usable_cores()} usable)"), (seeds, f"one per seed ({seeds})")]
+    if available_memory is not None:
+        fit = available_memory // WORKER_BYTES
+        if fit < 1:
+            raise MachineError(f"envelope: a worker needs about {WORKER_BYTES / 2**30:.2g} GiB of memory and "
+                               f"{available_memory / 2**30:.2g} GiB is available")
+        limits.append((fit, f"each worker needs about {WORKER_BYTES // 2**20} MiB and "
+                            f"{available_memory / 2**30:.3g} GiB is available"))
+    limit, why = min(limits)
+    return (jobs, None) if jobs <= limit else (limit, why)
 
 
 def train_seed(seed):
@@ -26,18 +54,76 @@ def train_seed(seed):
     return np.asarray(train(Config(), seed, log=lambda line: None), dtype=np.float32)
 
 
+def _worker(connection):
+    """A worker process: train each seed it is sent and send back ``(seed, losses, None)``, or ``(seed, None,
+    (exit code, one line))`` if it fails; stop at None, or when the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    try:
+        while (seed := connection.recv()) is not None:
+            try:
+                connection.send((seed, train_seed(seed), None))
+            except Exception as e:
+                connection.send((seed, None, describe(e)))
+    except (EOFError, OSError):  # the parent is gone
+        pass
+
+
 def train_seeds(seeds, jobs, on_done=None):
-    """Losses of every seed, ``[len(seeds), num_steps]``; ``on_done(seed, losses)`` as each finishes."""
-    results = {}
+    """Losses of every seed, ``[len(seeds), num_steps]``; ``on_done(seed, losses)`` as each finishes.
+
+    ``jobs`` worker processes, each training one seed at a time. However this ends (done, a failure, a signal
+    raising in the parent), every worker is killed before it returns.
+    """
     context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(train_seed, seed): seed for seed in seeds}
-        for future in concurrent.futures.as_completed(futures):
-            seed = futures[future]
-            results[seed] = future.result()
-            if on_done is not None:
-                on_done(seed, results[seed])
+    waiting, results = collections.deque(seeds), {}
+    workers = {}  # connection -> [process, the seed it trains, or None]
+    try:
+        for _ in range(min(jobs, len(seeds))):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=_worker, args=(child_end,), daemon=True)
+            workers[parent_end] = [process, None]
+            process.start()
+            child_end.close()
+            _give_work(parent_end, workers, waiting)
+        while len(results) < len(seeds):
+            busy = {c: w for c, w in workers.items() if w[1] is not None}
+            ready = multiprocessing.connection.wait([*busy, *(w[0].sentinel for w in busy.values())])
+            for connection, (process, seed) in busy.items():
+                if connection in ready:
+                    try:
+                        seed, losses, error = connection.recv()
+                    except (EOFError, OSError):
+                        raise _died(process, seed) from None
+                    if error is not None:
+                        raise MachineError(f"seed {seed}: {error[1]}") if error[0] == 3 else RuntimeError(error[1])
+                    results[seed] = losses
+                    if on_done is not None:
+                        on_done(seed, losses)
+                    _give_work(connection, workers, waiting)
+                elif process.sentinel in ready:
+                    raise _died(process, seed)
+    finally:
+        for process, _ in workers.values():
+            if process.is_alive():
+                process.kill()  # SIGKILL: a worker holds nothing that needs saving
+        for connection, (process, _) in workers.items():
+            if process.pid is not None:  # (started)
+                process.join(timeout=10)
+            connection.close()
     return np.stack([results[seed] for seed in seeds])
+
+
+def _give_work(connection, workers, waiting):
+    seed = waiting.popleft() if waiting else None
+    connection.send(seed)
+    workers[connection][1] = seed
+
+
+def _died(process, seed):
+    process.join(timeout=10)
+    how = (f"killed by {signal.Signals(-process.exitcode).name}" if process.exitcode and process.exitcode < 0
+           else f"exit code {process.exitcode}")
+    return MachineError(f"the worker training seed {seed} died ({how}; out of memory?)")
 
 
 def band(all_losses):
@@ -55,6 +141,8 @@ def envelope_figure(seeds, all_losses, matches, reference_points, config=Config(
     """The band of all seeds, its 10-90 % core, the median, the seeds that do not match, and the 2017 run."""
     from matplotlib.figure import Figure
 
+    from .plots import mark_epochs
+
     low, p10, median, p90, high = band(all_losses)
     steps = np.arange(all_losses.shape[1])
     fig = Figure(figsize=(9, 4.5), layout="constrained")
@@ -67,8 +155,7 @@ def envelope_figure(seeds, all_losses, matches, reference_points, config=Config(
             ax.plot(steps, losses, color="0.4", lw=0.4, label=f"seed {seed}: no match")
     at = [p.epoch * config.num_batches + p.step for p in reference_points]
     ax.plot(at, [p.loss for p in reference_points], "o", ms=4, color="tab:red", label="2017 run (TF 1.4)")
-    for epoch_start in range(config.num_batches, all_losses.shape[1], config.num_batches):
-        ax.axvline(epoch_start, color="0.8", lw=0.8, zorder=0)
+    mark_epochs(ax, config.num_batches, all_losses.shape[1])
     ax.set_yscale("log")
     ax.set_xlabel(f"step ({config.num_batches} per epoch)")
     ax.set_ylabel("batch loss")
@@ -82,9 +169,14 @@ def seed_rows(seeds, all_losses, reference_points, config=Config()):
     rows = []
     for seed, losses in zip(seeds, all_losses):
         verdict = compare(logged_points(losses, config.num_batches), reference_points)
-        widest = max(abs(e[3]) for e in verdict.epochs if e[4] is not None and e[3] is not None)
+        widest = max((abs(e[3]) for e in verdict.epochs if e[4] is not None and e[3] is not None), default=math.inf)
         rows.append((seed, verdict.match, widest, float(losses[-config.num_batches:].mean()), verdict.summary))
     return rows
+
+
+def _save_npy(path, array):
+    with open(path, "wb") as f:  # (given a name, np.save would add .npy to it)
+        np.save(f, array)  # [seeds, steps] float32, every step of every seed
 
 
 def save(out, seeds, all_losses, reference_points, config=Config()):
@@ -98,7 +190,7 @@ def save(out, seeds, all_losses, reference_points, config=Config()):
     rows = seed_rows(seeds, all_losses, reference_points, config)
     write_csv(os.path.join(out, "seeds.csv"), "seed,match,widest_epoch_gap_decades,last_epoch_mean_loss",
               ((seed, int(match), f"{gap:.3f}", f"{mean:.4g}") for seed, match, gap, mean, _ in rows))
-    np.save(os.path.join(out, "losses.npy"), all_losses)  # [seeds, steps] float32, every step of every seed
+    atomic_write(os.path.join(out, "losses.npy"), lambda tmp: _save_npy(tmp, all_losses))
     figure = envelope_figure(seeds, all_losses, [row[1] for row in rows], reference_points, config)
     save_figure(figure, os.path.join(out, "envelope.png"))
 

@@ -1,11 +1,13 @@
 """What a trained run learned: its loss and accuracy on fresh data, and its echo of a user's bits."""
 import contextlib
+import os
 
 import numpy as np
 
 from .data import echo_targets, generate_data, windows
 from .model import TRAINED_VARIABLES, build_model
-from .runs import RunError, load_run
+from .plots import MOST_ROWS, MOST_WINDOWS
+from .runs import CHECKPOINT_STATE, RUN_JSON, RunError, file_digest, load_run, open_regular
 from .tfcompat import import_tensorflow
 
 
@@ -14,9 +16,7 @@ def trained_model(run_dir):
     """Yield ``(sess, model, config)``: an inference graph for any number of windows, with the run's variables."""
     info, config = load_run(run_dir)
     tf = import_tensorflow()
-    checkpoint = tf.train.latest_checkpoint(str(run_dir))
-    if checkpoint is None:
-        raise RunError(f"{run_dir}: no checkpoint (status {info.get('status')!r}; a diverged run keeps none)")
+    checkpoint = _checkpoint(tf, str(run_dir), info)
     graph = tf.Graph()
     with graph.as_default():
         model = build_model(config, unroll=info.get("rnn") == "static_rnn", inference=True)
@@ -24,8 +24,55 @@ def trained_model(run_dir):
         _check_checkpoint(tf, checkpoint, {name: variables[name].shape.as_list() for name in TRAINED_VARIABLES})
         saver = tf.compat.v1.train.Saver({name: variables[name] for name in TRAINED_VARIABLES})
     with tf.compat.v1.Session(graph=graph) as sess:
-        saver.restore(sess, checkpoint)
+        try:
+            saver.restore(sess, checkpoint)
+        except (tf.errors.OpError, ValueError) as e:  # e.g. a .data file missing, emptied or cut short
+            raise RunError(f"{checkpoint}: cannot restore the checkpoint ({_first_line(e)})") from None
         yield sess, model, config
+
+
+def _checkpoint(tf, run_dir, info):
+    """The run's checkpoint prefix, its files checked first: against the SHA-256 run.json recorded when they were
+    saved, or (a run recorded before that) as regular files found through TensorFlow's ``checkpoint`` file."""
+    no_checkpoint = RunError(f"{run_dir}: no checkpoint (status {info.get('status')!r}; a diverged run keeps none)")
+    recorded = info.get("checkpoint")
+    if "files" in info and not recorded:  # the record says which: none
+        raise no_checkpoint
+    if recorded is not None:
+        try:
+            prefix, digests = recorded["prefix"], dict(recorded["sha256"])
+            if os.path.basename(prefix) != prefix or not digests:
+                raise ValueError(prefix)
+        except (TypeError, KeyError, ValueError):
+            raise RunError(f"{os.path.join(run_dir, RUN_JSON)}: unreadable checkpoint record {recorded!r:.80}") from None
+        for name, digest in digests.items():
+            path = os.path.join(run_dir, os.path.basename(str(name)))
+            if not os.path.lexists(path):
+                raise RunError(f"{path}: missing; the run's checkpoint cannot be restored without it")
+            if file_digest(path) != digest:
+                raise RunError(f"{path}: damaged (its SHA-256 is not the one run.json recorded when it was saved)")
+        return os.path.join(run_dir, prefix)
+    state = os.path.join(run_dir, CHECKPOINT_STATE)
+    if os.path.lexists(state):
+        open_regular(state, "checkpoint file").close()  # TensorFlow would wait forever on a FIFO
+    try:
+        checkpoint = tf.train.latest_checkpoint(run_dir)
+    except (tf.errors.OpError, ValueError) as e:  # an empty or garbled checkpoint file
+        raise RunError(f"{state}: unreadable ({_first_line(e)})") from None
+    if checkpoint is None:
+        raise no_checkpoint
+    for name in os.listdir(run_dir):
+        if name.startswith(os.path.basename(checkpoint) + "."):
+            open_regular(os.path.join(run_dir, name), "checkpoint file").close()
+    return checkpoint
+
+
+def _first_line(error):
+    """What went wrong, in one line: TensorFlow's messages start with lines about where the graph failed."""
+    where = ("Graph execution error", "Detected at node", "File ", "Node:", "[[")
+    lines = [line.strip() for line in str(error).splitlines()]
+    said = [line for line in lines if line and not line.startswith(where)]
+    return f"{type(error).__name__}: {(said or lines or [''])[0]}"
 
 
 def _check_checkpoint(tf, checkpoint, expected):
@@ -37,7 +84,7 @@ def _check_checkpoint(tf, checkpoint, expected):
     try:
         stored = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as e:
-        raise RunError(f"{checkpoint}: cannot read the checkpoint ({str(e).splitlines()[0]})") from None
+        raise RunError(f"{checkpoint}: cannot read the checkpoint ({_first_line(e)})") from None
     for name, shape in expected.items():
         if stored.get(name) != shape:
             found = "missing" if name not in stored else f"of shape {stored[name]}"
@@ -92,16 +139,18 @@ def evaluate(run_dir, seed):
     return report(losses, correct, config, seed)
 
 
-def held_out_predictions(sess, model, config, seed, num_windows=4):
-    """``num_windows`` consecutive windows of each of ``batch_size`` rows of a fresh series, through the training
-    graph: ``(inputs, targets, probability of a 1)``, each ``[batch_size, num_windows * truncated_backprop_length]``."""
+def held_out_predictions(sess, model, config, seed, num_windows=MOST_WINDOWS, num_rows=MOST_ROWS):
+    """The first ``num_windows`` windows (fewer if a row has fewer) of the first ``num_rows`` rows (fewer if the
+    batch has fewer) of a fresh series: ``(inputs, targets, probability of a 1)``, each ``[rows, windows *
+    truncated_backprop_length]``. Works with the training graph too, whose batch has a fixed size."""
     inputs_value, targets_value = generate_data(config, np.random.RandomState(seed))
-    length = num_windows * config.truncated_backprop_length
-    inputs, targets = inputs_value[:, :length], targets_value[:, :length]
+    rows = min(num_rows, config.batch_size)
+    length = min(num_windows, config.num_batches) * config.truncated_backprop_length
+    fed = inputs_value[:, :length] if model.batchX_placeholder.shape[0] else inputs_value[:rows, :length]
     probabilities = np.concatenate([
-        sess.run(model.predictions, {model.batchX_placeholder: inputs[:, i:i + config.truncated_backprop_length]})
+        sess.run(model.predictions, {model.batchX_placeholder: fed[:, i:i + config.truncated_backprop_length]})
         for i in range(0, length, config.truncated_backprop_length)], axis=1)
-    return inputs, targets, probabilities[..., 1]
+    return inputs_value[:rows, :length], targets_value[:rows, :length], probabilities[:rows, :, 1]
 
 
 def bit_windows(bits, config):

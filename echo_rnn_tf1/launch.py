@@ -1,99 +1,135 @@
 """Train one run into its folder, with either engine: the log and losses as they come, a clean stop on a
-signal or a divergence, then the checkpoint, ``run.json``, the pictures and the verdict against 2017."""
+signal or a divergence, then the checkpoint, ``run.json``, the pictures and the verdict against 2017.
+
+However the run ends, ``run.json`` says so: ``status`` (finished, diverged, interrupted, failed), ``stage`` (how far
+it got: start, training, checkpoint, pictures, done) and ``cause``, and ``steps_done`` equals the rows of
+``losses.csv``. A signal is acted on between steps and between files, so nothing is left half written.
+"""
 import collections
+import contextlib
 import math
 import os
-import signal
+import shutil
+import stat
 import sys
 import time
 
 from . import machine
 from .config import SEED_LIMIT, Config
-from .runs import CHECKPOINT_PREFIX, LOSS_PNG, LOSSES, PREDICTIONS_PNG, versions
+from .failures import EXIT_FAILED, EXIT_OK, DeferredSignals, Interrupted, describe
+from .runs import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, LOSSES, PREDICTIONS_PNG, TENSORBOARD,
+                   checkpoint_digests, versions)
 
-EXIT_OK, EXIT_FAILED = 0, 1
+__all__ = ["EXIT_OK", "EXIT_FAILED", "Interrupted", "train_run"]
 
-Outcome = collections.namedtuple("Outcome", ["status", "exit_code"])
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived during training; the run stops at the next step (or epoch, with tf2)."""
-
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+Outcome = collections.namedtuple("Outcome", ["status", "exit_code", "cause"])
 
 
-def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False, portable=False):
+def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False, portable=False, stop=None):
     """Train into ``run`` (a ``RunWriter``); return the exit code: 0 finished, 1 diverged, 128 + signal number.
 
     ``portable``: the oneDNN settings of ``machine.PORTABLE_ENV`` are in force (the caller applied them before
-    TensorFlow loaded); recorded in run.json with the machine."""
-    received = []  # signals that arrived; training stops at the next check
+    TensorFlow loaded); recorded in run.json with the machine. ``stop``: the ``DeferredSignals`` installed around
+    the command (by default, installed here). A failure is written to run.json as ``"status": "failed"`` with its
+    cause, then raised again.
+    """
+    if stop is None:
+        with DeferredSignals().installed() as stop:
+            return train_run(run, config, seed, engine, unroll, tensorboard, portable, stop)
+    try:
+        outcome = _train_and_draw(run, config, seed, engine, unroll, tensorboard, portable, stop)
+    except Interrupted as e:  # after training: during the checkpoint or the pictures
+        stage = run.info["stage"]
+        run.finish(status="interrupted", cause=f"{e} during the {stage}", steps_done=run.steps_done)
+        print(f"echo_rnn_tf1: {e} received during the {stage}; stopped", file=sys.stderr)
+        return e.exit_code
+    except BaseException as e:
+        with contextlib.suppress(Exception):  # the failure itself is what gets reported
+            run.finish(status="failed", cause=describe(e)[1], steps_done=run.steps_done)
+        raise
+    run.finish(status=outcome.status, stage="done", cause=outcome.cause)
+    names = [n for n in run.files if "/" not in n and not n.startswith(CHECKPOINT_PREFIX)]
+    checkpoint = f", {run.info['checkpoint']['prefix']}" if run.info.get("checkpoint") else ""
+    print(f"Run folder {run.path}: {', '.join(sorted(names))}{checkpoint}")
+    try:
+        stop.check()
+        _print_verdict(run, config)
+        stop.check()
+    except Interrupted as e:
+        print(f"echo_rnn_tf1: {e} received; stopped (the run's files are complete)", file=sys.stderr)
+        return e.exit_code
+    return outcome.exit_code
 
-    def check(*_):
-        if received:
-            raise Interrupted(received[0])
 
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
+def _train_and_draw(run, config, seed, engine, unroll, tensorboard, portable, stop):
+    """Every stage but the verdict; return the training's ``Outcome``. Raises ``Interrupted`` for a signal
+    after training, and whatever fails."""
     writer = None
     try:
-        run.write_info(status="running", seed=seed, config=config.to_dict(), engine=engine, versions=versions(),
+        run.write_info(seed=seed, config=config.to_dict(), engine=engine, versions=versions(),
                        **({"rnn": "static_rnn" if unroll else "dynamic_rnn"} if engine == "tf1" else {}),
                        portable=portable, machine=machine.describe())
+        stop.check()
         from .tfcompat import import_quiet_tensorflow
 
         tf = import_quiet_tensorflow()
         run.write_info(machine=machine.describe(tf))  # now with whether this TensorFlow is a CUDA build
         on_step = run.record
         if tensorboard:
-            on_step, writer = _with_tensorboard(tf, run.file("tb"), on_step)
-        check()
+            run.add_files([TENSORBOARD])
+            on_step, writer = _with_tensorboard(tf, run.file(TENSORBOARD), on_step)
+        stop.check()
+        run.write_info(stage="training")
         if engine == "tf1":
-            outcome, timing = _train_tf1(tf, run, config, seed, unroll, on_step, check, writer)
+            outcome, timing = _train_tf1(tf, run, config, seed, unroll, on_step, stop, writer)
         else:
-            outcome, timing = _train_tf2(run, config, seed, on_step, check)
+            outcome, timing = _train_tf2(run, config, seed, on_step, stop)
     except Interrupted as e:  # before training began
-        outcome, timing = _interrupted(run, e), {"train_seconds": 0.0}
+        outcome, timing = _interrupted(run, e, "start"), {"train_seconds": 0.0}
     finally:
         if writer is not None:
             writer.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-    run.write_info(status=outcome.status, steps_done=run.steps_done, **{k: round(v, 3) for k, v in timing.items()},
+            run.add_files(f"{TENSORBOARD}/{name}" for name in sorted(os.listdir(run.file(TENSORBOARD))))
+    run.write_info(steps_done=run.steps_done, **{k: round(v, 3) for k, v in timing.items()},
                    final_loss=run.last_loss if math.isfinite(run.last_loss or 0.0) else None)
-    has_checkpoint = any(name.startswith(CHECKPOINT_PREFIX) for name in os.listdir(run.path))
-    _plot_run(run, config, seed, trained=has_checkpoint)
-    written = sorted(name for name in os.listdir(run.path) if not name.startswith(CHECKPOINT_PREFIX))
-    checkpoint = f", {CHECKPOINT_PREFIX}-{run.steps_done}" if has_checkpoint else ""
-    print(f"Run folder {run.path}: {', '.join(written)}{checkpoint}")
-    _print_verdict(run, config)
-    return outcome.exit_code
+    stop.check()  # (a signal during the checkpoint)
+    run.write_info(stage="pictures")
+    _plot_run(run, config, seed, trained=bool(run.info.get("checkpoint")), check=stop.check)
+    return outcome
 
 
-def _attempt(run, train):
+def _attempt(run, config, stop, train):
     """Call ``train()``; turn a divergence or an interruption into the run's outcome."""
     from .train import Diverged
 
     try:
         train()
-        return Outcome("finished", EXIT_OK)
+        return Outcome("finished", EXIT_OK, f"trained all {config.num_epochs} epoch{'s' * (config.num_epochs != 1)}")
     except Diverged as e:
         run.write_info(diverged_at={"epoch": e.epoch_idx, "step": e.batch_idx, "loss": str(e.loss)})
         print(f"echo_rnn_tf1: {e}; training stopped", file=sys.stderr)
-        return Outcome("diverged", EXIT_FAILED)
+        return Outcome("diverged", EXIT_FAILED, str(e))
     except Interrupted as e:
-        return _interrupted(run, e)
+        return _interrupted(run, e, "training")
+    finally:
+        stop.handled()  # a signal during the last step asked for what has happened anyway: training is over
 
 
-def _interrupted(run, e):
+def _interrupted(run, e, stage):
     print(f"echo_rnn_tf1: {e} received; training stopped after {run.steps_done} steps", file=sys.stderr)
-    return Outcome("interrupted", 128 + e.signum)  # the shell's code for death by that signal
+    return Outcome("interrupted", e.exit_code, f"{e} during the {stage}, after {run.steps_done} steps")
 
 
-def _train_tf1(tf, run, config, seed, unroll, on_step, check, writer):
+def _checked(on_step, stop):
+    """``on_step``, then a stop if a signal came; not on a step whose loss diverged, which ends training as diverged."""
+    def on_step_checked(epoch_idx, batch_idx, loss):
+        on_step(epoch_idx, batch_idx, loss)
+        if math.isfinite(loss):
+            stop.check()
+    return on_step_checked
+
+
+def _train_tf1(tf, run, config, seed, unroll, on_step, stop, writer):
     """The faithful graph, one ``sess.run`` per step; stops at the step a signal arrives in."""
     from .train import prepare, run_training
 
@@ -102,29 +138,69 @@ def _train_tf1(tf, run, config, seed, unroll, on_step, check, writer):
         writer.add_graph(graph)
     with graph.as_default():
         saver = tf.compat.v1.train.Saver(save_relative_paths=True)  # the run folder can be moved
+        variables = graph.get_collection("trainable_variables")
     with tf.compat.v1.Session(graph=graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
+        stop.check()
         start = time.perf_counter()
-        outcome = _attempt(run, lambda: run_training(sess, model, inputs_value, targets_value, config, log=run.log,
-                                                     on_step=lambda *step: (on_step(*step), check())))
+        outcome = _attempt(run, config, stop, lambda: run_training(sess, model, inputs_value, targets_value, config, log=run.log,
+                                                     on_step=_checked(on_step, stop)))
         train_seconds = time.perf_counter() - start
         if outcome.status != "diverged":  # a diverged model's weights are not worth keeping
-            saver.save(sess, run.file(CHECKPOINT_PREFIX), global_step=run.steps_done)
+            _save_checkpoint(run, sess.run(variables),
+                             lambda prefix: saver.save(sess, prefix, global_step=run.steps_done))
     return outcome, {"train_seconds": train_seconds}
 
 
-def _train_tf2(run, config, seed, on_step, check):
+def _train_tf2(run, config, seed, on_step, stop):
     """The native TF2 engine, an epoch per compiled call; stops at the end of the epoch a signal arrives in."""
     from . import tf2
 
     engine, windowsX, windowsY = tf2.start(config, seed)
+    stop.check()
     compile_seconds = engine.compile(windowsX, windowsY)
+    stop.check()
     start = time.perf_counter()
-    outcome = _attempt(run, lambda: tf2.run_epochs(engine, windowsX, windowsY, run.log, on_step, on_epoch=check))
+    outcome = _attempt(run, config, stop, lambda: tf2.run_epochs(engine, windowsX, windowsY, run.log, on_step,
+                                                   on_epoch=lambda _: stop.check()))
     train_seconds = time.perf_counter() - start
     if outcome.status != "diverged":
-        tf2.save_checkpoint(run.file(CHECKPOINT_PREFIX), run.steps_done, engine.values())
+        values = engine.values()
+        _save_checkpoint(run, values.values(),
+                         lambda prefix: tf2.save_checkpoint(prefix, run.steps_done, values))
     return outcome, {"train_seconds": train_seconds, "compile_seconds": compile_seconds}
+
+
+def _save_checkpoint(run, weights, save):
+    """``save(prefix)`` the weights, and record the checkpoint's files and their SHA-256 in run.json; not weights
+    that are NaN or infinite (the last update can make them so before any loss shows it)."""
+    import numpy as np
+
+    if not all(np.isfinite(w).all() for w in weights):
+        run.write_info(checkpoint=None, checkpoint_skipped="the weights are not all finite")
+        print("echo_rnn_tf1: the weights are not all finite; no checkpoint saved", file=sys.stderr)
+        return
+    run.write_info(stage="checkpoint")
+    prefix = f"{CHECKPOINT_PREFIX}-{run.steps_done}"
+    try:
+        save(run.file(CHECKPOINT_PREFIX))
+    except BaseException:
+        _discard_checkpoint(run.path)  # the Saver's half-written files: ours, as no model.ckpt-* was here before
+        raise
+    names = [CHECKPOINT_STATE] + sorted(n for n in os.listdir(run.path) if n.startswith(prefix + "."))
+    run.add_files(names)
+    run.write_info(checkpoint={"prefix": prefix, "sha256": checkpoint_digests(run.path, prefix)})
+
+
+def _discard_checkpoint(path):
+    for name in os.listdir(path):
+        if name.startswith((CHECKPOINT_PREFIX + "-", CHECKPOINT_STATE + ".")) or name == CHECKPOINT_STATE:
+            target = os.path.join(path, name)
+            with contextlib.suppress(OSError):
+                if stat.S_ISDIR(os.lstat(target).st_mode):
+                    shutil.rmtree(target)
+                else:
+                    os.remove(target)
 
 
 def _with_tensorboard(tf, log_dir, on_step):
@@ -141,8 +217,9 @@ def _with_tensorboard(tf, log_dir, on_step):
     return on_step_tb, writer
 
 
-def _plot_run(run, config, seed, trained):
-    """loss.png (with the 2017 points for the source's settings); predictions.png from the checkpoint."""
+def _plot_run(run, config, seed, trained, check):
+    """loss.png (with the 2017 points for the source's settings); predictions.png from the checkpoint.
+    ``check()`` between the two may stop the run."""
     from .logs import parse_log, read_reference
     from .plots import loss_figure, predictions_figure, save_figure
     from .runs import read_losses
@@ -150,6 +227,8 @@ def _plot_run(run, config, seed, trained):
     _, _, losses = read_losses(run.file(LOSSES))
     reference = parse_log(read_reference(), "2017 log") if config == Config() else None
     save_figure(loss_figure(losses, config.num_batches, reference), run.file(LOSS_PNG))
+    run.add_files([LOSS_PNG])
+    check()
     if trained:
         from .evaluate import held_out_predictions, trained_model
 
@@ -157,6 +236,8 @@ def _plot_run(run, config, seed, trained):
             held_out_seed = (seed + 1) % SEED_LIMIT
             figure = predictions_figure(*held_out_predictions(sess, model, config, held_out_seed), config)
         save_figure(figure, run.file(PREDICTIONS_PNG))
+        run.add_files([PREDICTIONS_PNG])
+        check()
 
 
 def _print_verdict(run, config):

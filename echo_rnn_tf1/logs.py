@@ -4,19 +4,27 @@ Reads what users actually have: logs written by this package, and the 2017 text 
 (indented, with TensorFlow's WARNING lines between), values in the old 6-significant-digit style (0.70098) or
 today's float32 style (0.65985644). Anything wrong is a ``LogError`` that names the line.
 """
+import codecs
 import collections
+import io
 import re
 from importlib import resources
 
 from .config import LOG_EVERY
+from .failures import BadInput
 
 REFERENCE_NAME = "reference_2017.log"  # the 2017 run's 50 loss lines, exactly as the source recorded them
 
 _EPOCH = re.compile(r"New data, epoch\s+(\S+)")
 _LOSS = re.compile(r"Step\s+(\S+)\s+Batch loss\s+(\S+)")
+LINE_LIMIT = 4096          # characters kept of a line; a log line is under 60, the rest of a longer one is noise
+REFERENCE_LIMIT = 100_000  # loss lines in a reference: a run of 10 million steps logs 100,000
+# Byte-order marks, longest first (UTF-32's LE mark begins with UTF-16's)
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-class LogError(ValueError):
+class LogError(BadInput, ValueError):
     """A log that cannot be read; the message names the file and line."""
 
 
@@ -29,25 +37,57 @@ def read_reference():
     return resources.files(__package__).joinpath(REFERENCE_NAME).read_text()
 
 
-def read_log(path):
-    """Parse the log at ``path`` (a ``train.log`` or any text holding the source's lines)."""
+def read_log(path, keep=None, limit=None):
+    """Parse the log at ``path`` (a ``train.log`` or any text holding the source's lines), line by line.
+
+    A regular file only; UTF-8, or UTF-16 or UTF-32 with a byte-order mark. ``keep`` and ``limit``: see ``parse_lines``.
+    """
+    from .runs import RunError, open_regular
+
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        with open_regular(path, "file (a log must be a file)") as raw:
+            return parse_lines(_text_lines(raw, path), str(path), keep, limit)
+    except RunError as e:
+        raise LogError(str(e)) from None
     except OSError as e:
         raise LogError(f"{path}: cannot read ({e.strerror})") from None
-    return parse_log(text, name=str(path))
 
 
-def parse_log(text, name="log"):
+def _text_lines(raw, path):
+    """The lines of a binary file as text (decoded by its byte-order mark, UTF-8 without one), each cut to LINE_LIMIT."""
+    head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
+    encoding = next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
+    if encoding == "utf-8" and b"\0" in raw.peek(4096)[:4096]:
+        raise LogError(f"{path}: not a text log (it holds NUL bytes): a binary file, or UTF-16 or UTF-32 without "
+                       f"a byte-order mark; save it as UTF-8")
+    text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline=None)
+    while True:
+        line = text.readline(LINE_LIMIT)
+        if not line:
+            return
+        if not line.endswith("\n"):
+            while (rest := text.readline(LINE_LIMIT)) and not rest.endswith("\n"):  # skip the rest of a long line
+                pass
+        yield line
+
+
+def parse_log(text, name="log", keep=None, limit=None):
+    """Return the ``Point``s of a log's text, or raise ``LogError`` naming the first bad line (see ``parse_lines``)."""
+    return parse_lines(text.splitlines(), name, keep, limit)
+
+
+def parse_lines(lines, name="log", keep=None, limit=None):
     """Return the log's ``Point``s in order, or raise ``LogError`` naming the first bad line.
 
     Lines that are neither an epoch line nor a loss line are noise and skipped. The points must be what
     the source prints: epochs 0, 1, 2, ... in order; in each, steps 0, 100, 200, ... with none missing or
     repeated; every epoch but the last as long as the first (the last may stop early).
+
+    Every line is checked, but only the points whose ``(epoch, step)`` is in ``keep`` (all when None) are kept,
+    so memory stays bounded however long the log; more than ``limit`` points kept is a LogError.
     """
-    points, epoch, epoch_line, expected_step, lengths = [], None, 0, 0, []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    points, epoch, epoch_line, expected_step, lengths, loss_lines = [], None, 0, 0, [], 0
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         where = f"{name}, line {number}"
         epoch_match, loss_match = _EPOCH.fullmatch(line), _LOSS.fullmatch(line)
@@ -69,11 +109,16 @@ def parse_log(text, name="log"):
                     raise LogError(f"{where}: epoch {epoch} step {step} again, or out of order (expected step {expected_step})")
                 raise LogError(f"{where}: epoch {epoch} step {step} follows step {expected_step - LOG_EVERY}: "
                                f"step {expected_step} is missing")
-            points.append(Point(epoch, step, _loss(loss_match.group(2), where), number))
+            loss = _loss(loss_match.group(2), where)
+            loss_lines += 1
+            if keep is None or (epoch, step) in keep:
+                if limit is not None and len(points) >= limit:
+                    raise LogError(f"{name}: more than {limit:,} loss lines; too many to use it here")
+                points.append(Point(epoch, step, loss, number))
             expected_step += LOG_EVERY
         elif line.startswith(("Step ", "New data")) and ("Batch loss" in line or "epoch" in line):
             raise LogError(f"{where}: malformed log line {line[:80]!r}")
-    if not points:
+    if not loss_lines:
         raise LogError(f"{name}: no loss lines ('Step N Batch loss X') in it")
     first_length = lengths[0][1] if lengths else None
     for epoch_idx, length, line_no in lengths:
@@ -83,16 +128,18 @@ def parse_log(text, name="log"):
 
 
 def _integer(text, where, what):
-    if not text.isdigit():
-        raise LogError(f"{where}: {what} {text!r} is not a whole number")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # str.isdigit alone accepts "²"
+        raise LogError(f"{where}: {what} {text[:40]!r} is not a whole number (0-9, at most 18 digits)")
     return int(text)
 
 
 def _loss(text, where):
     try:
+        if not text.isascii():  # float() reads other scripts' digits too
+            raise ValueError
         value = float(text)
     except ValueError:
-        raise LogError(f"{where}: loss {text!r} is not a number") from None
+        raise LogError(f"{where}: loss {text[:40]!r} is not a number") from None
     if value < 0:  # NaN and inf pass: they are what a diverged run printed
         raise LogError(f"{where}: loss {text} is negative; a cross-entropy never is")
     return value

@@ -13,6 +13,8 @@ import os
 import platform
 import sys
 
+from .failures import BadInput
+
 # oneDNN's instruction-set levels, lowest first, as ONEDNN_MAX_CPU_ISA names them: each with the level it
 # extends and the CPU flags (as /proc/cpuinfo spells them) it adds. The AVX2 VNNI levels are a side branch that no
 # AVX-512 level includes. A level is used when the CPU has all its flags and the cap includes it.
@@ -36,7 +38,7 @@ ONEDNN_ENV = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")
 PORTABLE_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 
 
-class PortableError(RuntimeError):
+class PortableError(BadInput):
     """``--portable`` asked for after TensorFlow was loaded with other settings."""
 
 

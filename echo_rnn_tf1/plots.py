@@ -4,6 +4,11 @@ import numpy as np
 
 from .runs import atomic_write
 
+MOST_POINTS = 100_000  # points of a loss curve drawn; past that each bucket's highest and lowest (a million take 3 s)
+MOST_EPOCH_LINES = 50  # epochs marked; more would fill the plot (and took 80 s for 100,000)
+MOST_ROWS, MOST_WINDOWS = 5, 4  # of a predictions picture: a panel per row, drawn at 110 dpi
+
+
 
 def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training loss"):
     """Loss against step on a log scale, epochs marked; ``reference``: ``logs.Point``s (the 2017 run) to overlay."""
@@ -11,10 +16,10 @@ def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training lo
 
     fig = Figure(figsize=(8, 4), layout="constrained")
     ax = fig.add_subplot()
-    steps = np.arange(len(losses))
-    ax.plot(steps, losses, lw=0.6, color="tab:blue", label="this run, every step")
-    for epoch_start in range(num_batches, len(losses), num_batches):
-        ax.axvline(epoch_start, color="0.8", lw=0.8, zorder=0)
+    steps, shown, bucket = thinned(np.asarray(losses))
+    ax.plot(steps, shown, lw=0.6, color="tab:blue",
+            label="this run, every step" if bucket == 1 else f"this run, highest and lowest of every {bucket} steps")
+    mark_epochs(ax, num_batches, len(losses))
     if reference is not None:
         ax.plot([p.epoch * num_batches + p.step for p in reference], [p.loss for p in reference],
                 "o", ms=4, color="tab:red", label="2017 run, every 100th step")
@@ -28,14 +33,37 @@ def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training lo
     return fig
 
 
+def thinned(losses, most=MOST_POINTS):
+    """``(steps, losses, bucket)`` to draw: every step, or each bucket of ``bucket`` steps' highest and lowest (so
+    a spike survives), about ``most`` points in all."""
+    steps = np.arange(len(losses))
+    if len(losses) <= most:
+        return steps, losses, 1
+    bucket = -(-len(losses) // (most // 2))
+    whole = len(losses) // bucket * bucket
+    buckets = losses[:whole].reshape(-1, bucket)
+    pairs = np.column_stack([buckets.max(axis=1), buckets.min(axis=1)]).ravel()
+    return np.r_[np.repeat(steps[:whole:bucket], 2), steps[whole:]], np.r_[pairs, losses[whole:]], bucket
+
+
+def mark_epochs(ax, num_batches, num_steps):
+    """A light vertical line where each epoch starts, if there are few enough to tell apart."""
+    starts = np.arange(num_batches, num_steps, num_batches)
+    if 0 < len(starts) < MOST_EPOCH_LINES:
+        ax.vlines(starts, 0, 1, transform=ax.get_xaxis_transform(), color="0.8", lw=0.8, zorder=0)
+
+
 def predictions_figure(inputs, targets, probabilities, config):
     """A row per batch element: input bits (bars), target bits (steps), and the net's probability of a 1.
 
     Window boundaries are marked, and the first ``echo_step`` positions of each window (target always 0) shaded.
+    At most MOST_ROWS rows and MOST_WINDOWS windows of what is given are drawn.
     """
     from matplotlib.figure import Figure
 
-    rows, length = inputs.shape
+    length = min(inputs.shape[1], MOST_WINDOWS * config.truncated_backprop_length)
+    inputs, targets, probabilities = (a[:MOST_ROWS, :length] for a in (inputs, targets, probabilities))
+    rows = inputs.shape[0]
     steps = np.arange(length)
     fig = Figure(figsize=(10, 1.3 * rows + 0.8), layout="constrained")
     axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]

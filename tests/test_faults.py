@@ -9,11 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, TINY_RUN, run_cli
 from echo_rnn_tf1.config import Config, ConfigError
 from echo_rnn_tf1.runs import RunError, load_run, read_losses, write_json
-
-TINY_RUN = ("--num-epochs", 1, "--total-series-length", 500)
 
 
 @pytest.mark.parametrize("flag, value, rule", [
@@ -29,6 +27,7 @@ TINY_RUN = ("--num-epochs", 1, "--total-series-length", 500)
     ("--learning-rate", "nan", "greater than 0"),
     ("--learning-rate", "inf", "finite in float32"),
     ("--learning-rate", "1e39", "finite in float32"),
+    ("--learning-rate", "1e-46", "finite in float32 (from 1.401e-45"),  # 0 in float32
     ("--batch-size", "five", "invalid int value: 'five'"),
     ("--learning-rate", "fast", "invalid float value: 'fast'"),
     ("--no-such-flag", 1, "unrecognized arguments"),

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import one_error_line, run_cli
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.train import train
 
@@ -134,7 +134,8 @@ def test_a_damaged_checkpoint_or_a_mismatched_run_json_is_one_clear_line(run_dir
     info = json.loads((mismatched / "run.json").read_text())
     info["config"]["state_size"] = 8  # the checkpoint's kernel is [6, 4]
     (mismatched / "run.json").write_text(json.dumps(info))
-    for folder, says in [(damaged, "cannot read the checkpoint (file is too short to be an sstable)"),
+    for folder, says in [(damaged, "model.ckpt-1000.index: damaged (its SHA-256 is not the one run.json recorded "
+                                   "when it was saved)"),
                          (mismatched, "rnn/basic_rnn_cell/kernel is of shape [6, 4], but run.json's hyperparameters "
                                       "need shape [10, 8]")]:
         result = run_cli("evaluate", folder, "--seed", 1)
@@ -142,3 +143,41 @@ def test_a_damaged_checkpoint_or_a_mismatched_run_json_is_one_clear_line(run_dir
         errors = [line for line in result.stderr.splitlines() if line.startswith("echo_rnn_tf1: error:")]
         assert len(errors) == 1 and says in errors[0], result.stderr
         assert "Traceback" not in result.stderr
+
+
+DATA = "model.ckpt-1000.data-00000-of-00001"
+
+
+def _flip_a_byte(path, at=100):
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF  # byte 100 of 304: TensorFlow restores the changed weights without a word
+    path.write_bytes(bytes(data))
+
+
+def _as_recorded_before_checksums(folder):
+    info = json.loads((folder / "run.json").read_text())
+    del info["files"], info["checkpoint"]
+    (folder / "run.json").write_text(json.dumps(info))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, damage, says", [
+    ("evaluate", lambda d: (d / DATA).write_bytes(b""), f"{DATA}: damaged"),
+    ("evaluate", lambda d: (d / DATA).unlink(), f"{DATA}: missing; the run's checkpoint cannot be restored"),
+    ("predict", lambda d: _flip_a_byte(d / DATA), f"{DATA}: damaged"),
+    # runs recorded before run.json held the checkpoint's SHA-256: TensorFlow's own errors, in one line
+    ("evaluate", lambda d: (_as_recorded_before_checksums(d), (d / DATA).write_bytes(b"")),
+     "model.ckpt-1000: cannot restore the checkpoint (OutOfRangeError: "),
+    ("evaluate", lambda d: (_as_recorded_before_checksums(d), _flip_a_byte(d / DATA, at=152)),
+     "model.ckpt-1000: cannot restore the checkpoint (DataLossError: TensorBundle at "),
+    ("predict", lambda d: (_as_recorded_before_checksums(d), (d / "checkpoint").write_text("")),
+     "checkpoint: unreadable (ValueError: Invalid checkpoint state loaded from"),
+])
+def test_a_damaged_checkpoint_is_refused_in_one_line(run_dir, tmp_path, command, damage, says):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir, folder)
+    damage(folder)
+    result = run_cli(command, folder, *(["0" * 10] if command == "predict" else []))
+    assert result.returncode == 2 and says in one_error_line(result.stderr)

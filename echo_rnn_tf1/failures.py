@@ -1,0 +1,219 @@
+"""How every command ends when something goes wrong: an exit code, and one line on stderr naming what and why.
+
+Exit codes, the same for every command:
+
+- 0 done, or a match;
+- 1 a result the user asked about: the run diverged, NO MATCH;
+- 2 bad input: flags, files, folders, logs, checkpoints (``BadInput``, and an OSError on the user's files);
+- 3 the machine failed us: out of memory, disk full, an I/O error (``MachineError``, MemoryError, ENOSPC, EIO);
+- 4 a bug in echo_rnn_tf1: any other exception. Not 1, which would read as a verdict; the line says it is an
+  internal error, and ``ECHO_RNN_TF1_TRACEBACK=1`` prints the traceback too;
+- 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM), as the shell reports a death by that signal.
+
+Nothing heavy is imported here.
+"""
+import contextlib
+import errno
+import os
+import signal
+import sys
+import threading
+import traceback
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MACHINE, EXIT_BUG = 0, 1, 2, 3, 4
+TRACEBACK_VARIABLE = "ECHO_RNN_TF1_TRACEBACK"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# errno values that mean the machine failed us rather than the user's input
+_MACHINE_ERRNOS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EIO: "I/O error",
+                   errno.ENOMEM: "out of memory"}
+
+
+class BadInput(Exception):
+    """Base of the errors that mean bad input (exit code 2); the message names what and why, in one line."""
+
+
+class MachineError(Exception):
+    """The machine cannot do what was asked (exit code 3), e.g. a run needs more memory than is available."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the command stops and exits with 128 + the signal's number."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def machine_failure(error):
+    """What an OSError means when it is the machine's fault ("disk full", ...), or None."""
+    return _MACHINE_ERRNOS.get(getattr(error, "errno", None)) if isinstance(error, OSError) else None
+
+
+def describe(error):
+    """``(exit_code, one line)`` for any exception."""
+    if isinstance(error, Interrupted):
+        return error.exit_code, f"{error} received; stopped"
+    if isinstance(error, KeyboardInterrupt):
+        return 128 + signal.SIGINT, "SIGINT received; stopped"
+    if isinstance(error, BadInput):
+        return EXIT_USAGE, _one_line(error)
+    if isinstance(error, MachineError):
+        return EXIT_MACHINE, _one_line(error)
+    if isinstance(error, MemoryError):
+        return EXIT_MACHINE, "out of memory" + (f" ({_one_line(error)})" if str(error) else "")
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename is not None else ""
+        what = error.strerror or _one_line(error)
+        failure = machine_failure(error)
+        if failure:
+            return EXIT_MACHINE, f"{failure}: {where}{what}"
+        return EXIT_USAGE, f"{where}{what}"
+    tensorflow_failure = _tensorflow_machine_failure(error)
+    if tensorflow_failure:
+        return EXIT_MACHINE, tensorflow_failure
+    return EXIT_BUG, (f"internal error (a bug in echo_rnn_tf1; {TRACEBACK_VARIABLE}=1 shows the traceback): "
+                      f"{type(error).__name__}: {_one_line(error)}{_where(error)}")
+
+
+def _tensorflow_machine_failure(error):
+    """TensorFlow's own words for the machine failing it: out of memory, or a full disk while it writes."""
+    if not type(error).__module__.startswith("tensorflow"):
+        return None
+    text = _one_line(error)
+    if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
+        return f"disk full (TensorFlow: {text})"
+    if type(error).__name__ == "ResourceExhaustedError":
+        return f"out of memory (TensorFlow: {text})"
+    return None
+
+
+def _one_line(error):
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _where(error):
+    """`` at file.py:line``: the innermost frame of this package, where a bug shows itself."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if os.sep + "echo_rnn_tf1" + os.sep in f.filename]
+    return f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+
+
+def report(error):
+    """Print the one line for ``error`` (and the traceback of a bug if asked for); return the exit code."""
+    code, message = describe(error)
+    if code == EXIT_BUG and os.environ.get(TRACEBACK_VARIABLE):
+        traceback.print_exception(error)
+    if isinstance(error, (Interrupted, KeyboardInterrupt)):
+        print(f"echo_rnn_tf1: {message}", file=sys.stderr)
+    else:
+        print(f"echo_rnn_tf1: error: {message}", file=sys.stderr)
+    return code
+
+
+class _ClosedPipeSafe:
+    """A text stream whose reader may go away (``... | head -n 1``): once a write finds the pipe closed, the
+    stream's file descriptor is pointed at /dev/null and the command carries on, its output unread."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+            self._stream.flush()  # what was buffered now goes to /dev/null
+
+    def _to_devnull(self):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def closed_pipe_safe_streams():
+    """stdout and stderr that survive a closed pipe, for the duration of a command (real file streams only)."""
+    saved = sys.stdout, sys.stderr
+    try:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            with contextlib.suppress(AttributeError, OSError, ValueError):  # e.g. pytest's capture: no fileno
+                stream.fileno()
+                setattr(sys, name, _ClosedPipeSafe(stream))
+        yield
+    finally:
+        for name, stream in zip(("stdout", "stderr"), saved):
+            with contextlib.suppress(BrokenPipeError):
+                getattr(sys, name).flush()
+            setattr(sys, name, stream)
+
+
+@contextlib.contextmanager
+def _handlers(handler, then_ignore=False):
+    """Install ``handler`` for SIGINT and SIGTERM (in the main thread only), and restore the old ones after, or
+    with ``then_ignore`` ignore them from then on (a process on its way out, its exit code decided)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, signal.SIG_IGN if then_ignore else old)
+
+
+def stopping_signals(then_ignore=False):
+    """SIGINT and SIGTERM raise ``Interrupted`` where the command is: it stops at once, in one line. Only the first
+    does: a second Ctrl-C while the command cleans up cannot cut the cleaning short. ``then_ignore``: see _handlers."""
+    raised = []
+
+    def raise_interrupted(signum, frame):
+        if not raised:
+            raised.append(signum)
+            raise Interrupted(signum)
+
+    return _handlers(raise_interrupted, then_ignore)
+
+
+class DeferredSignals:
+    """SIGINT and SIGTERM are noted, not raised; ``check()`` raises ``Interrupted`` for one not yet handled.
+
+    For training: the step, checkpoint or picture in progress finishes, so nothing is left half written.
+    """
+
+    def __init__(self):
+        self.received = []
+        self._handled = 0
+
+    def note(self, signum, frame):
+        self.received.append(signum)
+
+    def check(self):
+        if len(self.received) > self._handled:
+            signum = self.received[self._handled]
+            self._handled = len(self.received)
+            raise Interrupted(signum)
+
+    def handled(self):
+        """Count every signal so far as handled (the stage it asked to stop has ended anyway)."""
+        self._handled = len(self.received)
+
+    @contextlib.contextmanager
+    def installed(self):
+        with _handlers(self.note):
+            yield self

@@ -1,0 +1,118 @@
+"""One rule for every command: a failure is one line on stderr naming what and why, with the documented exit code
+(0 done / match, 1 a result, 2 bad input, 3 the machine, 4 a bug, 128 + N a signal), never a traceback."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, TINY_RUN, one_error_line, run_cli, started
+from echo_rnn_tf1 import cli
+from echo_rnn_tf1.failures import TRACEBACK_VARIABLE, Interrupted, MachineError
+
+PASTED_2017 = os.path.join(ROOT, "tests", "data", "pasted_2017.txt")
+
+
+def _raising(error):
+    def command(argv):
+        raise error
+    return command
+
+
+@pytest.mark.parametrize("error, code, says", [
+    (MemoryError(), 3, "error: out of memory"),
+    (OSError(errno.ENOSPC, "No space left on device", "run/losses.csv"), 3,
+     "error: disk full: run/losses.csv: No space left on device"),
+    (OSError(errno.EIO, "Input/output error"), 3, "error: I/O error: Input/output error"),
+    (MachineError("--state-size 100000: the run needs at least 373 GiB"), 3, "error: --state-size 100000"),
+    (PermissionError(errno.EACCES, "Permission denied", "notes/a.log"), 2, "error: notes/a.log: Permission denied"),
+    (ZeroDivisionError("division by zero"), 4, "error: internal error (a bug in echo_rnn_tf1; "
+                                               "ECHO_RNN_TF1_TRACEBACK=1 shows the traceback): ZeroDivisionError"),
+    (RecursionError("maximum recursion depth exceeded"), 4, "internal error"),
+    (KeyboardInterrupt(), 130, "echo_rnn_tf1: SIGINT received; stopped"),
+    (Interrupted(signal.SIGTERM), 143, "echo_rnn_tf1: SIGTERM received; stopped"),
+])
+def test_every_failure_is_one_line_with_its_exit_code(monkeypatch, capsys, error, code, says):
+    monkeypatch.setitem(cli.COMMANDS, "compare", _raising(error))
+    monkeypatch.delenv(TRACEBACK_VARIABLE, raising=False)
+    assert cli.main(["compare", "x"]) == code
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert one_error_line(captured.err) == captured.err.strip() and says in captured.err
+
+
+def test_a_bug_names_where_it_is_and_can_show_its_traceback(monkeypatch, capsys):
+    def buggy(argv):
+        return {}["missing"]
+
+    monkeypatch.setitem(cli.COMMANDS, "compare", buggy)
+    assert cli.main(["compare"]) == 4
+    # where: the innermost frame of the package (the test's own function is not one)
+    assert "internal error" in (err := capsys.readouterr().err) and "KeyError: 'missing' at cli.py:" in err
+    monkeypatch.setenv(TRACEBACK_VARIABLE, "1")
+    assert cli.main(["compare"]) == 4
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_tensorflow_out_of_memory_is_the_machine(tf, monkeypatch, capsys):
+    monkeypatch.setitem(cli.COMMANDS, "compare", _raising(tf.errors.ResourceExhaustedError(None, None, "OOM when "
+                                                                                          "allocating tensor")))
+    assert cli.main(["compare"]) == 3
+    assert "error: out of memory (TensorFlow: OOM when allocating tensor)" in capsys.readouterr().err
+
+
+def _closed_stdout(*args):
+    """``python -m echo_rnn_tf1 ARGS`` whose stdout is a pipe its reader closed before anything was written."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    process = subprocess.Popen([sys.executable, "-m", "echo_rnn_tf1", *map(str, args)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        process.stdout.close()  # as `| head -n 0` would; every write finds the pipe closed
+        stderr = process.stderr.read()
+        return process.wait(timeout=600), stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_compare_into_a_closed_pipe_exits_with_the_verdict():
+    code, stderr = _closed_stdout("compare", PASTED_2017)
+    assert code == 0 and stderr == ""
+    bash = subprocess.run(["bash", "-c", f'"{sys.executable}" -m echo_rnn_tf1 compare "{PASTED_2017}" | head -n 1; '
+                                         'echo "exit ${PIPESTATUS[0]}"'],
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=60)
+    assert bash.stdout.splitlines() == [bash.stdout.splitlines()[0], "exit 0"] and bash.stderr == ""
+
+
+@pytest.mark.slow
+def test_training_into_a_closed_pipe_trains_to_the_end(tmp_path):
+    out = tmp_path / "run"
+    code, stderr = _closed_stdout(*TINY_RUN, "--seed", 0, "--out", out)
+    assert code == 0 and "Traceback" not in stderr and "echo_rnn_tf1:" not in stderr, stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "finished" and info["steps_done"] == 10
+    assert (out / "model.ckpt-10.index").exists() and (out / "predictions.png").exists()
+    assert (out / "train.log").read_text().startswith("New data, epoch 0\nStep 0 Batch loss ")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    assert run_cli(*TINY_RUN, "--seed", 0, "--out", out).returncode == 0
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_evaluate_works_is_one_line(tiny_run, signum):
+    with started("evaluate", tiny_run) as process:
+        time.sleep(1.0)  # evaluate is loading TensorFlow (2 s or more) by now
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum
+    assert one_error_line(stderr) == f"echo_rnn_tf1: {signal.Signals(signum).name} received; stopped"
