@@ -334,5 +334,5 @@ def main(argv=None):
     with failures.closed_pipe_safe_streams(), failures.stopping_signals(then_ignore=entry_point):
         try:
             return command(argv[1:]) if command else train_command(argv)
-        except (Exception, KeyboardInterrupt) as e:
+        except (Exception, KeyboardInterrupt, Interrupted) as e:
             return failures.report(e)

@@ -37,8 +37,11 @@ class MachineError(Exception):
     """The machine cannot do what was asked (exit code 3), e.g. a run needs more memory than is available."""
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; the command stops and exits with 128 + the signal's number."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; the command stops and exits with 128 + the signal's number.
+
+    A BaseException, like KeyboardInterrupt: raised wherever the process is, it must not be swallowed by a
+    library's ``except Exception`` (TensorFlow's import has some), which would let the command run on."""
 
     def __init__(self, signum):
         super().__init__(signal.Signals(signum).name)

@@ -57,7 +57,7 @@ def import_quiet_tensorflow():
         try:
             with _held_stderr(held):
                 tf = import_tensorflow()
-        except BaseException:
+        except Exception:  # a failure to load: everything it printed may tell why (a signal is no failure)
             sys.stderr.write("".join(held))
             raise
         sys.stderr.write("".join(line for line in held if not _LOADING_NOISE.search(line)))
