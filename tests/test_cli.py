@@ -4,11 +4,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import ROOT, run_cli
 from echo_rnn_tf1.runs import read_losses
 
 
+@pytest.mark.slow
 def test_short_run_writes_every_file(tmp_path):
     out = tmp_path / "run"
     result = run_cli("--num-epochs", 2, "--total-series-length", 5000, "--seed", 3, "--out", out)
@@ -42,6 +44,7 @@ def test_short_run_writes_every_file(tmp_path):
                             "num_epochs, total_series_length")
 
 
+@pytest.mark.slow
 def test_run_without_seed_records_one_that_replays(tmp_path):
     first, again = tmp_path / "first", tmp_path / "again"
     assert run_cli("--num-epochs", 1, "--total-series-length", 1000, "--out", first).returncode == 0
@@ -51,6 +54,7 @@ def test_run_without_seed_records_one_that_replays(tmp_path):
     assert (first / "losses.csv").read_text() == (again / "losses.csv").read_text()
 
 
+@pytest.mark.slow
 def test_default_out_is_a_new_folder_under_runs(tmp_path):
     result = run_cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 5, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -58,6 +58,7 @@ def test_a_bug_names_where_it_is_and_can_show_its_traceback(monkeypatch, capsys)
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_tensorflow_out_of_memory_is_the_machine(tf, monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "compare", _raising(tf.errors.ResourceExhaustedError(None, None, "OOM when "
                                                                                           "allocating tensor")))

@@ -55,6 +55,7 @@ def test_config_from_dict_refuses_unknown_keys():
         Config.from_dict({"num_epochs": 1, "hidden": 4})
 
 
+@pytest.mark.slow
 def test_existing_run_is_refused_and_left_untouched(tmp_path):
     out = tmp_path / "run"
     assert run_cli(*TINY_RUN, "--seed", 1, "--out", out).returncode == 0
@@ -77,6 +78,7 @@ def test_unwritable_out_is_refused_before_training(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and "New data" not in result.stdout
 
 
+@pytest.mark.slow
 def test_divergence_stops_at_once_and_keeps_the_record(tmp_path):
     # 1e38 (the largest float32 is 3.4e38) sends the loss to inf at step 1. For the record: 1e30 does not
     # diverge in this sense; the loss climbs to ~1e29 but stays finite, and the run finishes.
@@ -111,6 +113,7 @@ def _wait_for_rows(path, rows, timeout=120):
     raise AssertionError(f"{path} did not reach {rows} rows")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, signum, exit_code):
     out = tmp_path / "run"
@@ -129,6 +132,7 @@ def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, signum, exit_co
     assert (out / f"model.ckpt-{len(losses)}.index").exists()
 
 
+@pytest.mark.slow
 def test_killed_run_keeps_every_row_it_wrote(tmp_path):
     out = tmp_path / "run"
     process = _start_long_run(out)
@@ -173,6 +177,7 @@ def test_nothing_reads_with_pickle_or_eval():
                 assert banned not in text, f"{name} uses {banned}"
 
 
+@pytest.mark.slow
 def test_tf2_stops_at_the_end_of_the_epoch_a_signal_arrives_in(tmp_path):
     out = tmp_path / "run"
     process = _start_long_run(out, "--engine", "tf2", "--num-epochs", "5000")
@@ -201,6 +206,7 @@ def test_seeds_numpy_cannot_take_are_refused(tmp_path, args, says):
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+@pytest.mark.slow
 def test_the_largest_seed_works_end_to_end(tmp_path):
     out = tmp_path / "run"
     result = run_cli(*TINY_RUN, "--seed", 2**32 - 1, "--out", out)
@@ -208,6 +214,7 @@ def test_the_largest_seed_works_end_to_end(tmp_path):
     assert (out / "predictions.png").exists()  # its held-out batch wraps to seed 0
 
 
+@pytest.mark.slow
 def test_signal_while_tensorflow_loads_leaves_an_empty_but_consistent_record(tmp_path):
     out = tmp_path / "run"
     process = _start_long_run(out)

@@ -1,5 +1,6 @@
 """Full default runs (5 epochs x 1000 steps), as ``python -m echo_rnn_tf1`` does them, judged against 2017."""
 import numpy as np
+import pytest
 
 from conftest import run_cli
 from echo_rnn_tf1.compare import compare
@@ -8,12 +9,14 @@ from echo_rnn_tf1.logs import parse_log, read_reference
 from echo_rnn_tf1.runs import read_losses
 from echo_rnn_tf1.train import train
 
+pytestmark = pytest.mark.slow  # every test here trains, or starts TensorFlow in a new process
+
 REFERENCE = parse_log(read_reference(), "2017 log")
 
 
 def test_full_default_run_learns_the_echo_and_matches_2017(tmp_path):
     # Seed 0 is not hand-picked: 38 of seeds 0-39 end their last epoch with a mean loss below 1e-3 (seed 0:
-    # 1.75e-4); seed 1 sticks on a plateau near 0.16 and seed 21 spikes late. See README, "Seeds".
+    # 1.75e-4); seed 1 sticks on a plateau near 0.16 and seed 21 spikes late (docs/reproducing.md).
     result = run_cli("--seed", 0, "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -59,6 +59,7 @@ def test_the_recorded_level_is_the_one_onednn_reports(cap, monkeypatch):
     assert onednn_says() == ONEDNN_WORDS[level]
 
 
+@pytest.mark.slow
 def test_run_json_records_the_machine(tmp_path):
     out = tmp_path / "run"
     env_cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
@@ -83,6 +84,7 @@ def test_first_difference_by_hand():
     assert identity_line(nan, nan.copy(), 2) == "bit-identical (2 losses)"  # a diverged step equals itself
 
 
+@pytest.mark.slow
 def test_compare_two_runs_of_one_seed(tmp_path):
     first, again = tmp_path / "first", tmp_path / "again"
     for out in (first, again):
@@ -106,6 +108,7 @@ def test_compare_two_runs_of_one_seed(tmp_path):
         in result.stdout
 
 
+@pytest.mark.slow
 def test_no_same_seed_line_for_other_seeds_or_log_files(tmp_path):
     first, other = tmp_path / "first", tmp_path / "other"
     for out, seed in ((first, 4), (other, 5)):

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import ROOT
 from echo_rnn_tf1.config import Config
@@ -45,6 +46,7 @@ def _python(code):
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_tensorflow_imported_first_gets_a_clear_error():
     code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
             "import tensorflow\n"
@@ -57,6 +59,7 @@ def test_tensorflow_imported_first_gets_a_clear_error():
     assert "LegacyKerasError: tensorflow was imported before TF_USE_LEGACY_KERAS=1" in result.stdout, result.stderr
 
 
+@pytest.mark.slow
 def test_package_imported_first_lets_tensorflow_have_the_cell():
     code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
             "import echo_rnn_tf1\nimport tensorflow as tf\n"

@@ -59,6 +59,7 @@ def short_run():
     return nb
 
 
+@pytest.mark.slow
 def test_short_run_has_no_errors_and_prints_the_source_log(short_run):
     assert not [o for c in short_run.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     lines = stdout_lines(short_run)
@@ -67,6 +68,7 @@ def test_short_run_has_no_errors_and_prints_the_source_log(short_run):
     assert log_lines(lines) == expected  # the notebook's log is the package's, to the character
 
 
+@pytest.mark.slow
 def test_short_run_draws_the_pictures_and_the_verdict(short_run):
     assert images(short_run) == 3  # loss with the 2017 run, predictions, accuracy by position
     lines = stdout_lines(short_run)
@@ -119,6 +121,7 @@ def test_committed_outputs_hold_no_tensorflow_start_up_noise():
     assert not [o for o in outputs if "absl" in o.get("text", "") or "port.cc" in o.get("text", "")]
 
 
+@pytest.mark.slow
 def test_committed_outputs_are_a_full_run_of_this_code():
     # The outputs were committed from one machine; this one may round differently (docs/machines.md): the same
     # 55 lines, each loss within the spread measured across machines, and the same verdict.

@@ -62,6 +62,7 @@ def test_gradients_are_not_trivially_zero():
     assert all(np.abs(g).max() > 1e-3 for g in grads.values())
 
 
+@pytest.mark.slow
 def test_numpy_training_reproduces_an_epoch_of_the_graph(tf):
     v1 = tf.compat.v1
     config = Config(num_epochs=1)

@@ -15,6 +15,7 @@ from echo_rnn_tf1.oracle import source_losses
 from echo_rnn_tf1.train import train
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_one_epoch_is_bit_identical_to_the_source(seed):
     expected, oracle_stdout = source_losses(seed, 1, env=dict(os.environ, PYTHONPATH=ROOT))

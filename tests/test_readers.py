@@ -73,6 +73,7 @@ def test_utf16_without_a_byte_order_mark_is_refused_by_name(tmp_path):
         read_log(path)
 
 
+@pytest.mark.slow
 def test_reading_a_large_log_takes_little_memory(tmp_path):
     # 8.5 MB: noise lines, a 5 MB line without a newline, and a long run's loss lines (20 epochs of 1000)
     path = tmp_path / "big.log"
@@ -121,6 +122,7 @@ def test_zero_and_infinite_losses_are_judged_not_crashed_on(run_losses, referenc
 losses = st.one_of(st.just(0.0), st.just(math.inf), st.just(math.nan), st.floats(0, 1e38), st.floats(1e-45, 1e-30))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.lists(losses, min_size=50, max_size=50), st.lists(losses, min_size=50, max_size=50))
 def test_compare_judges_any_losses_without_raising(run_losses, reference_losses):

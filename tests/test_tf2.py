@@ -67,16 +67,19 @@ def epoch_losses():
                    np.array(tf2.train(config, seed, log=lambda line: None))) for seed in (0, 1, 2, 3, 5)}
 
 
+@pytest.mark.slow
 def test_same_start_same_first_loss(epoch_losses):
     for faithful, native in epoch_losses.values():
         np.testing.assert_allclose(native[0], faithful[0], rtol=STEP0_RTOL)
 
 
+@pytest.mark.slow
 def test_seed_0_follows_the_faithful_graph_step_for_step(epoch_losses):
     faithful, native = epoch_losses[0]
     np.testing.assert_allclose(native, faithful, rtol=SEED0_EPOCH_RTOL)
 
 
+@pytest.mark.slow
 def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(epoch_losses):
     # Float rounding differs (XLA fuses the step); while a run escapes the no-memory plateau, the two
     # trajectories can part for a while (seed 3: 1.1 % at one step), then meet again.
@@ -85,12 +88,14 @@ def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(epoch_losses):
             np.testing.assert_allclose(native[-1], faithful[-1], rtol=LAST_LOSS_RTOL, err_msg=f"seed {seed}")
 
 
+@pytest.mark.slow
 def test_a_chaotic_seed_learns_as_much_with_both_engines(epoch_losses):
     faithful, native = (losses[-100:].mean() for losses in epoch_losses[CHAOTIC_SEED])
     assert faithful < LEARNED and native < LEARNED
     assert max(faithful, native) / min(faithful, native) < LAST_100_RATIO
 
 
+@pytest.mark.slow
 def test_faithful_results_unchanged_after_tf2_ran_in_the_same_process():
     config = Config(num_epochs=1, total_series_length=5000)
     before = np.array(train(config, 4, log=lambda line: None))
@@ -99,6 +104,7 @@ def test_faithful_results_unchanged_after_tf2_ran_in_the_same_process():
     assert before.tobytes() == after.tobytes()
 
 
+@pytest.mark.slow
 def test_tf2_log_lines_are_the_sources(epoch_losses):
     lines = []
     losses = tf2.train(Config(num_epochs=1), 0, log=lines.append)
@@ -106,6 +112,7 @@ def test_tf2_log_lines_are_the_sources(epoch_losses):
     assert lines[1] == f"Step 0 Batch loss {losses[0]!s}" and lines[-1] == f"Step 900 Batch loss {losses[900]!s}"
 
 
+@pytest.mark.slow
 def test_cli_tf2_run_matches_2017_and_evaluates(tmp_path):
     out = tmp_path / "run"
     result = run_cli("--engine", "tf2", "--seed", 0, "--out", out)
@@ -120,6 +127,7 @@ def test_cli_tf2_run_matches_2017_and_evaluates(tmp_path):
     assert (out / "predictions.png").exists()
 
 
+@pytest.mark.slow
 def test_tf2_tensorboard_writes_every_loss(tf, tmp_path):
     out = tmp_path / "run"
     assert run_cli("--engine", "tf2", "--tensorboard", "--num-epochs", 1, "--seed", 0, "--out", out).returncode == 0

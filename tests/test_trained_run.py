@@ -8,6 +8,8 @@ from conftest import one_error_line, run_cli
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.train import train
 
+pytestmark = pytest.mark.slow  # every test here trains, or starts TensorFlow in a new process
+
 # static_rnn against dynamic_rnn, one epoch, on each of 7 emulated machines (oneDNN capped from SSE4.1 to AVX-512,
 # custom operations off; scripts/cross_machine.py), the largest:
 UNROLL_SEED0_RTOL = 1e-4    # seed 0, every step: 1.1e-5
