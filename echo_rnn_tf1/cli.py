@@ -14,8 +14,10 @@ from .config import SEED_LIMIT, Config, ConfigError
 from .launch import EXIT_FAILED, EXIT_OK
 from .logs import LogError
 from .runs import RunError, RunWriter
+from .tfcompat import LegacyKerasError
 
 EXIT_USAGE = 2
+EXIT_MACHINE = 3  # the machine failed us; here: its TensorFlow lacks the Keras 2 that the source's cell needs
 
 
 class UsageError(Exception):
@@ -246,3 +248,6 @@ def main(argv=None):
     except (UsageError, ConfigError, RunError, LogError) as e:
         print(f"echo_rnn_tf1: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except LegacyKerasError as e:
+        print(f"echo_rnn_tf1: error: {e}", file=sys.stderr)
+        return EXIT_MACHINE

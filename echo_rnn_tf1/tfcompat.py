@@ -1,16 +1,20 @@
-"""Import TensorFlow so that the source's ``BasicRNNCell`` exists on TensorFlow 2.
+"""Import TensorFlow so that the source's ``BasicRNNCell`` exists on TensorFlow 2.12 to 2.21.
 
-Since TensorFlow 2.16 the ``tf.compat.v1.nn.rnn_cell`` classes come from the legacy Keras package, tf-keras,
-and only when ``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is first imported. ``tf.contrib`` is gone;
+Two worlds. Up to TensorFlow 2.15, Keras 2 is built in (the ``keras`` package of TensorFlow's own minor
+version) and ``tf.compat.v1.nn.rnn_cell`` has the TF1 cells. Since 2.16, ``tf.keras`` is Keras 3 and the cells
+come from the legacy Keras package, tf-keras of TensorFlow's minor version, and only when
+``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is first imported. ``tf.contrib`` is gone;
 ``tf.contrib.rnn.BasicRNNCell`` of TF 1.4 is this same class.
 """
 import os
 import sys
 import warnings
 
+LEGACY_KERAS_FROM = (2, 16)  # the first TensorFlow whose tf.keras is Keras 3, so the cells need tf-keras
+
 
 class LegacyKerasError(RuntimeError):
-    """TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set, so the TF1 RNN cells are unavailable."""
+    """The TF1 RNN cells are unavailable; the message says why and what to install or change."""
 
 
 def import_tensorflow():
@@ -21,14 +25,50 @@ def import_tensorflow():
 
     try:
         tf.compat.v1.nn.rnn_cell.BasicRNNCell
-    except (AttributeError, ImportError) as e:  # Keras 3 raises AttributeError: "not available with Keras 3"
-        raise LegacyKerasError(
-            "tensorflow was imported before TF_USE_LEGACY_KERAS=1 was set (or tf-keras is missing), so "
-            "tf.compat.v1.nn.rnn_cell.BasicRNNCell is unavailable. Import echo_rnn_tf1 before tensorflow, or "
-            "set TF_USE_LEGACY_KERAS=1 first (restart the kernel in a notebook), and install "
-            f"tf-keras=={'.'.join(tf.__version__.split('.')[:2])}.*"
-        ) from e
+    except (AttributeError, ImportError) as e:  # Keras 3: AttributeError "not available with Keras 3"
+        raise LegacyKerasError(missing_cell_advice(tf.__version__, _installed_version("tf_keras", "tf-keras"),
+                                                   _installed_version("keras", "keras"),
+                                                   os.environ.get("TF_USE_LEGACY_KERAS"))) from e
     return tf
+
+
+def minor_version(version):
+    """``(major, minor)`` of a version string such as ``"2.18.1"`` or ``"2.15.0.post1"``."""
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def missing_cell_advice(tf_version, tf_keras_version, keras_version, legacy_keras_variable):
+    """One line: why ``BasicRNNCell`` is missing for these installed versions (None: not installed), and the fix."""
+    tf_minor = minor_version(tf_version)
+    wanted = "{}.{}.*".format(*tf_minor)
+    if tf_minor < LEGACY_KERAS_FROM:
+        return (f"TensorFlow {tf_version} has no tf.compat.v1.nn.rnn_cell.BasicRNNCell: its built-in Keras 2 is "
+                f"missing or replaced (keras {keras_version} is installed); install keras=={wanted}")
+    if tf_keras_version is None:
+        return (f"TensorFlow {tf_version} keeps the source's BasicRNNCell in tf-keras, which is not installed; "
+                f"install tf-keras=={wanted}")
+    if tf_keras_version[:1].isdigit() and minor_version(tf_keras_version) != tf_minor:
+        return (f"tf-keras {tf_keras_version} does not fit TensorFlow {tf_version}: they must share major.minor; "
+                f"install tf-keras=={wanted}")
+    if legacy_keras_variable != "1":
+        return ("tensorflow was imported before TF_USE_LEGACY_KERAS=1 was set, so "
+                "tf.compat.v1.nn.rnn_cell.BasicRNNCell is unavailable. Import echo_rnn_tf1 before tensorflow, or "
+                "set TF_USE_LEGACY_KERAS=1 first (restart the kernel in a notebook)")
+    return (f"tf.compat.v1.nn.rnn_cell.BasicRNNCell is unavailable with TensorFlow {tf_version} and tf-keras "
+            f"{tf_keras_version}, although TF_USE_LEGACY_KERAS=1: was it set only after tensorflow was imported?")
+
+
+def _installed_version(module, distribution):
+    """The installed version of ``distribution`` if ``module`` can be imported, else None (nothing is imported)."""
+    from importlib import metadata, util
+
+    if util.find_spec(module) is None:
+        return None
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:  # importable, but not from that distribution (a source checkout)
+        return "(version unknown)"
 
 
 def import_quiet_tensorflow():
