@@ -17,8 +17,8 @@ from 2.16 on, ``requirements-tf2.12-2.15.txt`` before. Then, per version:
 - steps/s: the faithful loop (one ``sess.run`` a step) and the TF2 engine (an XLA-compiled epoch), each timed
   an epoch at a time, alternating, median of 3.
 
-Environments are kept in ``--venvs`` and reused by the next run. Results go to ``--venvs``/results.json and the
-table to stdout. Not part of CI: it downloads a TensorFlow per version and takes minutes per version.
+Environments are kept in ``--venvs`` and reused by the next run; each version's results are kept there too
+(tf2.X/result.json), and ``--table`` prints the table of those kept, without measuring. Not part of CI: it downloads a TensorFlow per version and takes minutes per version.
 """
 import argparse
 import datetime
@@ -38,7 +38,7 @@ VERSIONS = [f"2.{minor}" for minor in range(12, 22)]
 LEGACY_KERAS_FROM = (2, 16)  # as tfcompat: from here the cells need tf-keras (imported there only inside a venv)
 TESTS = ["tests/test_data.py", "tests/test_model.py", "tests/test_cli.py", "tests/test_compare.py",
          "tests/test_oracle.py", "tests/test_numpy_proof.py", "tests/test_tf2.py", "tests/test_trained_run.py",
-         "tests/test_tensorboard.py"]
+         "tests/test_tensorboard.py", "tests/test_tfcompat.py"]
 DISTRIBUTIONS = ["tensorflow", "tf-keras", "keras", "numpy", "tensorboard", "protobuf"]
 ROUNDS = 3
 
@@ -173,7 +173,14 @@ def measure(version, venvs, skip_tests):
     if not skip_tests:
         row["tests"] = run_tests(python)
     row["minutes"] = round((time.perf_counter() - started) / 60, 1)
+    row["date"], row["machine"] = datetime.date.today().isoformat(), machine()
+    with open(result_path(version, venvs), "w") as f:
+        json.dump(row, f, indent=1)
     return row
+
+
+def result_path(version, venvs):
+    return os.path.join(venvs, f"tf{version}", "result.json")
 
 
 def machine():
@@ -216,6 +223,7 @@ def main():
                         help="where the environments are made and kept (default: %(default)s)")
     parser.add_argument("--setup-only", action="store_true", help="make the environments, measure nothing")
     parser.add_argument("--skip-tests", action="store_true", help="measure, but do not run the test subset")
+    parser.add_argument("--table", action="store_true", help="measure nothing: the table of the results kept")
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)  # inside a version's venv
     args = parser.parse_args()
     if args.probe:
@@ -227,14 +235,16 @@ def main():
             _, before, after, requirements = setup(version, args.venvs)
             print(f"TensorFlow {version}: {before['tensorflow']} -> {after['tensorflow']} ({requirements})", flush=True)
         return 0
-    print(f"{datetime.date.today().isoformat()}, {machine()}", flush=True)
+    if not args.table:
+        for version in args.versions:
+            row = measure(version, args.venvs, args.skip_tests)
+            print(f"TensorFlow {version}: {row['minutes']} min, " + json.dumps(row["after"]), flush=True)
     rows = []
     for version in args.versions:
-        rows.append(measure(version, args.venvs, args.skip_tests))
-        print(f"TensorFlow {version}: {rows[-1]['minutes']} min, " + json.dumps(rows[-1]["after"]), flush=True)
-        with open(os.path.join(args.venvs, "results.json"), "w") as f:
-            json.dump({"date": datetime.date.today().isoformat(), "machine": machine(), "rows": rows}, f, indent=1)
-    print()
+        if os.path.exists(result_path(version, args.venvs)):
+            with open(result_path(version, args.venvs)) as f:
+                rows.append(json.load(f))
+    print("\n".join(sorted({f"{r['date']}, {r['machine']}" for r in rows})))  # one line if made in one go
     print(table(rows, max(args.versions, key=lambda v: tuple(map(int, v.split("."))))))
     return 0
 
