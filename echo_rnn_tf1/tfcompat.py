@@ -3,8 +3,9 @@
 Two worlds. Up to TensorFlow 2.15, Keras 2 is built in (the ``keras`` package of TensorFlow's own minor
 version) and ``tf.compat.v1.nn.rnn_cell`` has the TF1 cells. Since 2.16, ``tf.keras`` is Keras 3 and the cells
 come from the legacy Keras package, tf-keras of TensorFlow's minor version, and only when
-``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is first imported. ``tf.contrib`` is gone;
-``tf.contrib.rnn.BasicRNNCell`` of TF 1.4 is this same class.
+``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is first imported. TensorFlow 2.15 reads that variable too,
+and then wants tf-keras instead of its built-in Keras 2: so it is set only where tf-keras is installed.
+``tf.contrib`` is gone; ``tf.contrib.rnn.BasicRNNCell`` of TF 1.4 is this same class.
 """
 import os
 import sys
@@ -17,10 +18,17 @@ class LegacyKerasError(RuntimeError):
     """The TF1 RNN cells are unavailable; the message says why and what to install or change."""
 
 
+def prefer_legacy_keras():
+    """Set ``TF_USE_LEGACY_KERAS=1`` if TensorFlow is not imported yet and tf-keras is installed (nothing is imported)."""
+    from importlib import util
+
+    if "tensorflow" not in sys.modules and util.find_spec("tf_keras") is not None:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+
 def import_tensorflow():
     """Return the ``tensorflow`` module, with the legacy Keras cells available, or raise LegacyKerasError."""
-    if "tensorflow" not in sys.modules:
-        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    prefer_legacy_keras()
     import tensorflow as tf
 
     try:
@@ -42,6 +50,9 @@ def missing_cell_advice(tf_version, tf_keras_version, keras_version, legacy_kera
     """One line: why ``BasicRNNCell`` is missing for these installed versions (None: not installed), and the fix."""
     tf_minor = minor_version(tf_version)
     wanted = "{}.{}.*".format(*tf_minor)
+    if tf_minor < LEGACY_KERAS_FROM and legacy_keras_variable == "1" and tf_keras_version is None:
+        return (f"TF_USE_LEGACY_KERAS=1 makes TensorFlow {tf_version} look for tf-keras, which is not installed; "
+                f"unset the variable (Keras 2 is built in) or install tf-keras=={wanted}")
     if tf_minor < LEGACY_KERAS_FROM:
         return (f"TensorFlow {tf_version} has no tf.compat.v1.nn.rnn_cell.BasicRNNCell: its built-in Keras 2 is "
                 f"missing or replaced (keras {keras_version} is installed); install keras=={wanted}")

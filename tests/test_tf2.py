@@ -15,7 +15,8 @@ FORWARD_ATOL_START = 1e-6     # logits on the faithful starting weights: largest
 FORWARD_ATOL_RANDOM = 1e-5    # logits on weights drawn N(0, 1): 2.3e-6
 STEP0_RTOL = 1e-5             # the first loss: 2.4e-7
 SEED0_EPOCH_RTOL = 1e-4       # seed 0, every step of an epoch: 9.7e-6 (other seeds drift more, see below)
-LAST_LOSS_RTOL = 1e-2         # the epoch's last loss, any seed: 0.35 % (seed 5)
+LAST_LOSS_RTOL = 5e-2         # the epoch's last loss, any seed: 0.35 % (seed 5); on TF 2.12-2.20 up to 3.0 % (seed 5, the
+                              # others within 0.04 %: seeds 0-9, benchmarks/compat_matrix.py's environments)
 
 
 def graph_logits(tf, values, batchX):

@@ -1,5 +1,6 @@
 """Both worlds of TensorFlow 2: Keras 2 built in (up to 2.15), or tf-keras with TF_USE_LEGACY_KERAS=1 (2.16 on);
 when the source's cell is missing, the error names what to install, of which version."""
+import importlib.util
 import subprocess
 import sys
 
@@ -22,12 +23,22 @@ def python(code):
     (("2.18.1", "2.21.0", "3.6.0", "1"),
      "tf-keras 2.21.0 does not fit TensorFlow 2.18.1: they must share major.minor; install tf-keras==2.18.*"),
     (("2.21.0", "2.21.0", "3.13.0", None), "tensorflow was imported before TF_USE_LEGACY_KERAS=1 was set"),
+    (("2.15.1", None, "2.15.0", "1"),
+     "TF_USE_LEGACY_KERAS=1 makes TensorFlow 2.15.1 look for tf-keras, which is not installed; unset the variable "
+     "(Keras 2 is built in) or install tf-keras==2.15.*"),
     (("2.15.0.post1", None, "3.0.0", None),
      "TensorFlow 2.15.0.post1 has no tf.compat.v1.nn.rnn_cell.BasicRNNCell: its built-in Keras 2 is missing or "
      "replaced (keras 3.0.0 is installed); install keras==2.15.*"),
 ])
 def test_the_advice_names_the_package_and_version_to_install(versions, says):
     assert says in missing_cell_advice(*versions)
+
+
+def test_the_package_sets_the_variable_only_where_tf_keras_is_installed():
+    # TensorFlow 2.15 reads TF_USE_LEGACY_KERAS=1 too, and then wants tf-keras instead of its built-in Keras 2.
+    code = "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n{}import echo_rnn_tf1\nprint(os.environ.get('TF_USE_LEGACY_KERAS'))"
+    assert python(code.format(HIDE_TF_KERAS)).stdout.strip() == "None"
+    assert python(code.format("")).stdout.strip() == ("1" if importlib.util.find_spec("tf_keras") else "None")
 
 
 def test_minor_version_reads_every_release_spelling():
