@@ -2,13 +2,12 @@
 
 A random binary series is fed to a 4-unit ``BasicRNNCell`` through ``dynamic_rnn``; the network learns to
 echo its input ``echo_step`` = 3 steps later. Importing this package sets ``TF_USE_LEGACY_KERAS=1`` (when
-TensorFlow is not imported yet), which the source's ``BasicRNNCell`` needs on TensorFlow >= 2.16.
+TensorFlow is not imported yet and tf-keras is installed), which the source's ``BasicRNNCell`` needs on
+TensorFlow >= 2.16.
 """
-import os
-import sys
+from .tfcompat import prefer_legacy_keras
 
-if "tensorflow" not in sys.modules:
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+prefer_legacy_keras()
 
 from .config import TINY, Config, ConfigError  # noqa: E402
 

@@ -9,15 +9,18 @@ The cells below are the source's, line for line. The only changes:
 - ``from __future__ import print_function, division`` is gone (a no-op on Python 3);
 - the seeding header that the package's ``--seed`` promises (random, numpy, graph-level TF seed);
 - ``tf`` is ``tf.compat.v1`` with eager execution off, and ``tf.contrib.rnn.BasicRNNCell`` is
-  ``tf.nn.rnn_cell.BasicRNNCell`` (the same class), which needs tf-keras and TF_USE_LEGACY_KERAS=1;
+  ``tf.nn.rnn_cell.BasicRNNCell`` (the same class), which needs tf-keras and TF_USE_LEGACY_KERAS=1 from
+  TensorFlow 2.16 on (set where tf-keras is installed: TensorFlow 2.15 would want it too, not its own Keras 2);
 - ``num_epochs`` comes from the command line, so a test can run one epoch;
 - every loss is written to OUT.txt, one float32 value per line in its shortest exact form.
 """
+import importlib.util
 import os
 import random
 import sys
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+if importlib.util.find_spec("tf_keras") is not None:
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402

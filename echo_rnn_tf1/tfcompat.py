@@ -1,8 +1,11 @@
-"""Import TensorFlow so that the source's ``BasicRNNCell`` exists on TensorFlow 2.
+"""Import TensorFlow so that the source's ``BasicRNNCell`` exists on TensorFlow 2.12 to 2.21.
 
-Since TensorFlow 2.16 the ``tf.compat.v1.nn.rnn_cell`` classes come from the legacy Keras package, tf-keras,
-and only when ``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is first imported. ``tf.contrib`` is gone;
-``tf.contrib.rnn.BasicRNNCell`` of TF 1.4 is this same class.
+Two worlds. Up to TensorFlow 2.15, Keras 2 is built in (the ``keras`` package of TensorFlow's own minor
+version) and ``tf.compat.v1.nn.rnn_cell`` has the TF1 cells. Since 2.16, ``tf.keras`` is Keras 3 and the cells
+come from the legacy Keras package, tf-keras of TensorFlow's minor version, and only when
+``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is first imported. TensorFlow 2.15 reads that variable too,
+and then wants tf-keras instead of its built-in Keras 2: so it is set only where tf-keras is installed.
+``tf.contrib`` is gone; ``tf.contrib.rnn.BasicRNNCell`` of TF 1.4 is this same class.
 """
 import contextlib
 import os
@@ -11,27 +14,78 @@ import sys
 import tempfile
 import warnings
 
+from .failures import MachineError
 
-class LegacyKerasError(RuntimeError):
-    """TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set, so the TF1 RNN cells are unavailable."""
+LEGACY_KERAS_FROM = (2, 16)  # the first TensorFlow whose tf.keras is Keras 3, so the cells need tf-keras
+
+
+class LegacyKerasError(MachineError):
+    """The TF1 RNN cells are unavailable (exit code 3: this TensorFlow lacks what the source needs); the message
+    says why and what to install or change."""
+
+
+def prefer_legacy_keras():
+    """Set ``TF_USE_LEGACY_KERAS=1`` if TensorFlow is not imported yet and tf-keras is installed (nothing is imported)."""
+    from importlib import util
+
+    if "tensorflow" not in sys.modules and util.find_spec("tf_keras") is not None:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 
 def import_tensorflow():
     """Return the ``tensorflow`` module, with the legacy Keras cells available, or raise LegacyKerasError."""
-    if "tensorflow" not in sys.modules:
-        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    prefer_legacy_keras()
     import tensorflow as tf
 
     try:
         tf.compat.v1.nn.rnn_cell.BasicRNNCell
-    except (AttributeError, ImportError) as e:  # Keras 3 raises AttributeError: "not available with Keras 3"
-        raise LegacyKerasError(
-            "tensorflow was imported before TF_USE_LEGACY_KERAS=1 was set (or tf-keras is missing), so "
-            "tf.compat.v1.nn.rnn_cell.BasicRNNCell is unavailable. Import echo_rnn_tf1 before tensorflow, or "
-            "set TF_USE_LEGACY_KERAS=1 first (restart the kernel in a notebook), and install "
-            f"tf-keras=={'.'.join(tf.__version__.split('.')[:2])}.*"
-        ) from e
+    except (AttributeError, ImportError) as e:  # Keras 3: AttributeError "not available with Keras 3"
+        raise LegacyKerasError(missing_cell_advice(tf.__version__, _installed_version("tf_keras", "tf-keras"),
+                                                   _installed_version("keras", "keras"),
+                                                   os.environ.get("TF_USE_LEGACY_KERAS"))) from e
     return tf
+
+
+def minor_version(version):
+    """``(major, minor)`` of a version string such as ``"2.18.1"`` or ``"2.15.0.post1"``."""
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def missing_cell_advice(tf_version, tf_keras_version, keras_version, legacy_keras_variable):
+    """One line: why ``BasicRNNCell`` is missing for these installed versions (None: not installed), and the fix."""
+    tf_minor = minor_version(tf_version)
+    wanted = "{}.{}.*".format(*tf_minor)
+    if tf_minor < LEGACY_KERAS_FROM and legacy_keras_variable == "1" and tf_keras_version is None:
+        return (f"TF_USE_LEGACY_KERAS=1 makes TensorFlow {tf_version} look for tf-keras, which is not installed; "
+                f"unset the variable (Keras 2 is built in) or install tf-keras=={wanted}")
+    if tf_minor < LEGACY_KERAS_FROM:
+        return (f"TensorFlow {tf_version} has no tf.compat.v1.nn.rnn_cell.BasicRNNCell: its built-in Keras 2 is "
+                f"missing or replaced (keras {keras_version} is installed); install keras=={wanted}")
+    if tf_keras_version is None:
+        return (f"TensorFlow {tf_version} keeps the source's BasicRNNCell in tf-keras, which is not installed; "
+                f"install tf-keras=={wanted}")
+    if tf_keras_version[:1].isdigit() and minor_version(tf_keras_version) != tf_minor:
+        return (f"tf-keras {tf_keras_version} does not fit TensorFlow {tf_version}: they must share major.minor; "
+                f"install tf-keras=={wanted}")
+    if legacy_keras_variable != "1":
+        return ("tensorflow was imported before TF_USE_LEGACY_KERAS=1 was set, so "
+                "tf.compat.v1.nn.rnn_cell.BasicRNNCell is unavailable. Import echo_rnn_tf1 before tensorflow, or "
+                "set TF_USE_LEGACY_KERAS=1 first (restart the kernel in a notebook)")
+    return (f"tf.compat.v1.nn.rnn_cell.BasicRNNCell is unavailable with TensorFlow {tf_version} and tf-keras "
+            f"{tf_keras_version}, although TF_USE_LEGACY_KERAS=1: was it set only after tensorflow was imported?")
+
+
+def _installed_version(module, distribution):
+    """The installed version of ``distribution`` if ``module`` can be imported, else None (nothing is imported)."""
+    from importlib import metadata, util
+
+    if util.find_spec(module) is None:
+        return None
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:  # importable, but not from that distribution (a source checkout)
+        return "(version unknown)"
 
 
 # What TensorFlow's C++ side prints while it loads, before it reads TF_CPP_MIN_LOG_LEVEL: information only.

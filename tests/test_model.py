@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, needs_tf_keras
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.train import prepare
 
@@ -47,6 +47,7 @@ def _python(code):
 
 
 @pytest.mark.slow
+@needs_tf_keras
 def test_tensorflow_imported_first_gets_a_clear_error():
     code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
             "import tensorflow\n"

@@ -16,7 +16,8 @@ FORWARD_ATOL_START = 1e-6     # logits on the faithful starting weights: largest
 FORWARD_ATOL_RANDOM = 1e-5    # logits on weights drawn N(0, 1): 2.3e-6
 STEP0_RTOL = 1e-5             # the first loss: 2.4e-7
 SEED0_EPOCH_RTOL = 1e-4       # seed 0, every step of an epoch: 1.5e-5 across machines
-LAST_LOSS_RTOL = 1e-2         # the epoch's last loss, seeds 0-4 and 6-9: 3.4e-4 across machines (seed 3)
+LAST_LOSS_RTOL = 1e-2         # the epoch's last loss, seeds 0-4 and 6-9: 3.4e-4 across machines (seed 3);
+                              # within 0.04 % on TensorFlow 2.12-2.20 (benchmarks/compat_matrix.py)
 # Seed 5 escapes the no-memory plateau during the epoch, where rounding decides the path: one loss 130x apart
 # between the engines, the last loss 26 % apart (8.8 % on an Intel Xeon). Where it ends holds: the mean loss of
 # the last 100 steps, over 7 machines and both engines, lies between 1.43e-3 and 1.98e-3, a ratio of 1.38.

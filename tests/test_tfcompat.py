@@ -1,0 +1,67 @@
+"""Both worlds of TensorFlow 2: Keras 2 built in (up to 2.15), or tf-keras with TF_USE_LEGACY_KERAS=1 (2.16 on);
+when the source's cell is missing, the error names what to install, of which version."""
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, needs_tf_keras, tensorflow_minor
+from echo_rnn_tf1.tfcompat import LEGACY_KERAS_FROM, missing_cell_advice, minor_version
+
+# Makes `import tf_keras` fail as if it were not installed (importlib.util.find_spec says None too).
+HIDE_TF_KERAS = "import sys; sys.modules['tf_keras'] = None\n"
+
+
+def python(code):
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("versions, says", [
+    (("2.18.1", None, "3.6.0", "1"),
+     "TensorFlow 2.18.1 keeps the source's BasicRNNCell in tf-keras, which is not installed; install tf-keras==2.18.*"),
+    (("2.18.1", "2.21.0", "3.6.0", "1"),
+     "tf-keras 2.21.0 does not fit TensorFlow 2.18.1: they must share major.minor; install tf-keras==2.18.*"),
+    (("2.21.0", "2.21.0", "3.13.0", None), "tensorflow was imported before TF_USE_LEGACY_KERAS=1 was set"),
+    (("2.15.1", None, "2.15.0", "1"),
+     "TF_USE_LEGACY_KERAS=1 makes TensorFlow 2.15.1 look for tf-keras, which is not installed; unset the variable "
+     "(Keras 2 is built in) or install tf-keras==2.15.*"),
+    (("2.15.0.post1", None, "3.0.0", None),
+     "TensorFlow 2.15.0.post1 has no tf.compat.v1.nn.rnn_cell.BasicRNNCell: its built-in Keras 2 is missing or "
+     "replaced (keras 3.0.0 is installed); install keras==2.15.*"),
+])
+def test_the_advice_names_the_package_and_version_to_install(versions, says):
+    assert says in missing_cell_advice(*versions)
+
+
+def test_the_package_sets_the_variable_only_where_tf_keras_is_installed():
+    # TensorFlow 2.15 reads TF_USE_LEGACY_KERAS=1 too, and then wants tf-keras instead of its built-in Keras 2.
+    code = "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n{}import echo_rnn_tf1\nprint(os.environ.get('TF_USE_LEGACY_KERAS'))"
+    assert python(code.format(HIDE_TF_KERAS)).stdout.strip() == "None"
+    assert python(code.format("")).stdout.strip() == ("1" if importlib.util.find_spec("tf_keras") else "None")
+
+
+def test_minor_version_reads_every_release_spelling():
+    assert [minor_version(v) for v in ("2.12.0", "2.15.0.post1", "2.21.0rc1")] == [(2, 12), (2, 15), (2, 21)]
+
+
+@needs_tf_keras
+def test_without_tf_keras_the_cli_says_which_to_install_in_one_line(tmp_path):
+    code = HIDE_TF_KERAS + ("from echo_rnn_tf1.cli import main\n"
+                            f"sys.exit(main(['--num-epochs', '1', '--total-series-length', '500', '--out', {str(tmp_path / 'run')!r}]))")
+    result = python(code)
+    wanted = "{}.{}.*".format(*tensorflow_minor())
+    errors = [line for line in result.stderr.splitlines() if line.startswith("echo_rnn_tf1: error:")]
+    assert result.returncode == 3, result.stderr
+    assert len(errors) == 1 and errors[0].endswith(f"which is not installed; install tf-keras=={wanted}"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(tensorflow_minor() >= LEGACY_KERAS_FROM, reason="from TensorFlow 2.16 on this needs tf-keras")
+def test_keras_2_built_in_needs_neither_tf_keras_nor_the_variable():
+    code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n" + HIDE_TF_KERAS +
+            "import tensorflow\n"  # first, before the package could set anything
+            "from echo_rnn_tf1.config import Config\nfrom echo_rnn_tf1.train import train\n"
+            "print(len(train(Config(num_epochs=1, total_series_length=500), 0, log=lambda line: None)))\n")
+    result = python(code)
+    assert result.stdout.strip() == "10", result.stderr
