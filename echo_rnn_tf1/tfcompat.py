@@ -38,7 +38,7 @@ def import_quiet_tensorflow():
     A few lines TensorFlow prints while loading, before it reads any setting, remain.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", message=r".*BasicRNNCell. is deprecated", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r".*tf\.nn\.rnn_cell\.\w+. is deprecated", category=UserWarning)
     tf = import_tensorflow()
     tf.get_logger().setLevel("ERROR")
     return tf
