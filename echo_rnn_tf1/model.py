@@ -79,7 +79,10 @@ def build_model(config, cell=None, unroll=False, inference=False):
             cell, tf.unstack(one_hot_batchX_placeholder, axis=1), initial_state=init_state)
         rnn_outputs = tf.stack(rnn_output_list, axis=1)
     else:
-        rnn_outputs, final_state = v1.nn.dynamic_rnn(cell, one_hot_batchX_placeholder, initial_state=init_state)
+        # Dropout draws its masks with a stateful op inside the while loop; iterations run one at a time so that
+        # they draw in order (in parallel they may draw in any order under load: a seed would not repeat).
+        rnn_outputs, final_state = v1.nn.dynamic_rnn(cell, one_hot_batchX_placeholder, initial_state=init_state,
+                                                     parallel_iterations=1 if config.dropout else None)
     # rnn_outputs: [batch_size, truncated_backprop_length, state_size]; final_state: like init_state
 
     W2_initial = np.zeros((state_size, num_classes)) if inference else np.random.rand(state_size, num_classes)
