@@ -4,6 +4,9 @@ Seeded identity with the source rests on drawing in its order: the cell's kernel
 seed from Python's ``random`` (so an extra op before it, as with ``unroll``, changes nothing), and ``W2`` is
 drawn from numpy's global random state after the data. The ops are created in the source's order too, so
 that an op without a seed of its own would get the same seed from the graph-level one.
+
+The variants (another cell, stacked layers, dropout) are chosen in one place, ``make_cell``; the graph around
+the cell is the same for all of them.
 """
 import collections
 
@@ -15,7 +18,6 @@ EchoRNN = collections.namedtuple("EchoRNN", [
     "batchX_placeholder", "batchY_placeholder", "init_state", "rnn_outputs", "final_state",
     "W2", "b2", "logits", "losses", "total_loss", "train_step", "predictions",
 ])
-
 
 
 def trained_variables(graph):
