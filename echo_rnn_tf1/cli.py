@@ -12,7 +12,7 @@ import sys
 import time
 
 from . import failures
-from .config import MEANING, SEED_LIMIT, Config, ConfigError
+from .config import CHOICES, MEANING, SEED_LIMIT, Config, ConfigError
 from .failures import EXIT_FAILED, EXIT_OK, BadInput, Interrupted
 from .limits import check_folder_path, check_memory
 from .logs import LogError
@@ -41,17 +41,35 @@ def seed_type(text):
     return seed
 
 
+VARIANT_HELP = {  # the flags of the variants (config.MEANING has the source's hyperparameters)
+    "carry_state": "with --engine tf1: feed each window's final state as the next window's initial state, row by "
+                   "row, from zeros at every epoch (the source starts every window from zeros)",
+    "targets": "with --engine tf1: window: zero the first echo_step targets of every window, as the source; "
+               "series: only the series' first echo_step (what a carried state can learn)",
+    "new_data_each_epoch": "with --engine tf1: draw a fresh series every epoch (the source prints 'New data' but "
+                           "reuses its one series)",
+    "cell": "with --engine tf1: the tf.compat.v1.nn.rnn_cell class: BasicRNNCell (the source's), LSTMCell, GRUCell",
+    "num_layers": "with --engine tf1: cells stacked in a MultiRNNCell",
+    "dropout": "with --engine tf1: dropout probability on each cell's outputs, while training only",
+}
+
+
 def train_parser():
     p = Parser(prog="python -m echo_rnn_tf1",
                description="Train the 2017 Echo-RNN (BasicRNNCell + dynamic_rnn through tf.compat.v1) and print "
                            "the source's log. Other commands: compare, doctor, envelope, evaluate, predict (see: COMMAND --help).",
 )
-    defaults = Config()
     for field in dataclasses.fields(Config):
-        default = getattr(defaults, field.name)
-        p.add_argument("--" + field.name.replace("_", "-"), type=field.type, default=default,
-                       metavar=field.type.__name__.upper(),
-                       help=f"{MEANING.get(field.name, field.name.replace('_', ' '))} (default: {default})")
+        flag = "--" + field.name.replace("_", "-")
+        meaning = MEANING.get(field.name) or VARIANT_HELP.get(field.name) or field.name.replace("_", " ")
+        if field.type is bool:
+            p.add_argument(flag, action="store_true", help=meaning)
+        elif field.name in CHOICES:
+            p.add_argument(flag, choices=CHOICES[field.name], default=field.default,
+                           help=f"{meaning} (default: {field.default})")
+        else:
+            p.add_argument(flag, type=field.type, default=field.default, metavar=field.type.__name__.upper(),
+                           help=f"{meaning} (default: {field.default})")
     p.add_argument("--seed", type=seed_type, help="seed random, numpy and TensorFlow as a header on the source would "
                                             "(default: draw one and record it in run.json)")
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
@@ -77,6 +95,10 @@ def train_command(argv):
         raise UsageError("--unroll: only with --engine tf1 (the tf2 engine writes the recurrence out already)")
     if args.portable and args.engine != "tf1":
         raise UsageError("--portable: only with --engine tf1 (XLA compiles the tf2 engine for this very CPU)")
+    if args.engine == "tf2":
+        from .tf2 import refuse_variant
+
+        refuse_variant(config)
     check_memory(config)
     from .launch import train_run
     from .train import draw_seed
@@ -98,7 +120,8 @@ def train_command(argv):
 
 def compare_parser():
     p = Parser(prog="python -m echo_rnn_tf1 compare",
-               description="Judge a run's loss log against the 2017 run's (or another reference log). Given two "
+               description="Judge a run's loss log against the 2017 run's (or another reference log); a run of a "
+                           "variant (--carry-state, --cell, ...) is not comparable with 2017. Given two "
                            "run folders of the same seed and hyperparameters, also compare their losses.csv step by "
                            "step: bit-identical, or where they first differ, with both runs' machines. "
                            "Exit code 0: it reproduces the reference; 1: it does not; 2: a file could not be read.")
@@ -131,14 +154,32 @@ def compare_command(argv):
         reference_points = parse_log(read_reference(), "2017 log")
     run_points = _read_points(args.run, keep={(p.epoch, p.step) for p in reference_points})
     same_seed = _same_seed_lines(args.run, args.reference) if args.reference else []
+    variant = [] if args.reference else _variant(args.run)
     verdict = compare(run_points, reference_points)
     print(format_table(verdict, run_name="this run", reference_name="reference" if args.reference else "2017"))
     for reason in verdict.reasons[1:]:
         print(f"also: {reason}")
     for line in same_seed:
         print(line)
+    if variant:
+        print(f"not comparable with the 2017 run: this run changed the source's {', '.join(variant)} "
+              f"(the table is for reading, not a verdict)")
+        return EXIT_FAILED
     print(verdict.summary)
     return EXIT_OK if verdict.match else EXIT_FAILED
+
+
+def _variant(path):
+    """The variants a run folder's run.json chose (``Config.variant``); [] for a log file, or a run.json that
+    cannot be read (the log is judged as it stands)."""
+    from .runs import load_run
+
+    if not os.path.isfile(os.path.join(path, "run.json")):
+        return []
+    try:
+        return load_run(path)[1].variant()
+    except RunError:
+        return []
 
 
 def _same_seed_lines(path, other):
@@ -235,7 +276,8 @@ def evaluate_parser():
 
 def evaluate_command(argv):
     args = evaluate_parser().parse_args(argv)
-    from .evaluate import evaluate
+    from .data import zeroed_positions
+    from .evaluate import evaluate, how_fed
     from .runs import load_run
     from .tfcompat import import_quiet_tensorflow
     from .train import draw_seed
@@ -249,19 +291,20 @@ def evaluate_command(argv):
         return EXIT_OK
     bits = result["windows"] * config.truncated_backprop_length
     print(f"Evaluated {args.run} on a fresh series (seed {result['seed']}): {result['windows']} windows of "
-          f"{config.truncated_backprop_length}, each from a zero state")
+          f"{config.truncated_backprop_length}, {how_fed(config)}")
     print(f"loss      {result['loss']:.6g}")
     print(f"accuracy  {100 * result['accuracy']:.2f} % of {bits} bits")
     positions = range(config.truncated_backprop_length)
     print("position  " + " ".join(f"{i:>6}" for i in positions))
-    print("target    " + " ".join(f"{'0' if i < config.echo_step else 'echo':>6}" for i in positions))
+    print("target    " + " ".join(f"{'0' if i < zeroed_positions(config) else 'echo':>6}" for i in positions))
     print("accuracy  " + " ".join(f"{100 * a:>6.2f}" for a in result["accuracy_by_position"]))
     return EXIT_OK
 
 
 def predict_parser():
     p = Parser(prog="python -m echo_rnn_tf1 predict",
-               description="Show a trained model's echo of your bits, window by window (each from a zero state).")
+               description="Show a trained model's echo of your bits, window by window, fed as the run was "
+                           "trained (each window from a zero state, as the source; or carrying the state).")
     p.add_argument("run", help="a run folder with a checkpoint")
     p.add_argument("bits", help="0s and 1s; the length a multiple of the run's truncated_backprop_length")
     p.add_argument("--json", action="store_true", help='print {"input": ..., "target": ..., "prediction": ...}')
@@ -270,7 +313,7 @@ def predict_parser():
 
 def predict_command(argv):
     args = predict_parser().parse_args(argv)
-    from .evaluate import bit_windows, predict
+    from .evaluate import bit_windows, predict, targets_in_words
     from .runs import load_run
     from .tfcompat import import_quiet_tensorflow
 
@@ -296,8 +339,7 @@ def predict_command(argv):
             print(f"{'wrong':<11} " + spaced(wrong))
         print()
     right = sum(a == b for a, b in zip(result["target"], result["prediction"]))
-    print(f"{right} of {len(result['target'])} bits as trained: the first {config.echo_step} of each "
-          f"window 0, the rest the input {config.echo_step} steps earlier")
+    print(f"{right} of {len(result['target'])} bits as trained: {targets_in_words(config)}")
     return EXIT_OK
 
 

@@ -1,5 +1,12 @@
-"""Hyperparameters of the Echo-RNN (定义参数), with the 2017 source's values as defaults."""
+"""Hyperparameters of the Echo-RNN (定义参数), with the 2017 source's values as defaults.
+
+The last six fields are the variants the source's own lineage went on to (Erik Hallström's series "How to build a
+Recurrent Neural Network in TensorFlow", on which the notebook is built): the state carried from window to
+window, the series' targets, new data every epoch, other cells, stacked layers, dropout. Each defaults to what
+the source does, so ``Config()`` is the source; ``changes_from_source`` names what a run changed.
+"""
 import dataclasses
+import math
 import struct
 
 from .failures import BadInput
@@ -9,6 +16,8 @@ FLOAT32_TINY = 1.401298464324817e-45  # the smallest float32 above 0: a rate bel
 ADAGRAD_INITIAL_ACCUMULATOR = 0.1    # tf.compat.v1.train.AdagradOptimizer's default, which the source uses
 SEED_LIMIT = 2**32                   # numpy's legacy seeding, which the source uses, takes 0 <= seed < 2**32
 LOG_EVERY = 100                      # the source prints a loss line every 100 batches
+VARIANTS = ("carry_state", "targets", "new_data_each_epoch", "cell", "num_layers", "dropout")
+CHOICES = {"targets": ("window", "series"), "cell": ("basic", "lstm", "gru")}  # the first of each is the source's
 
 
 class ConfigError(BadInput, ValueError):
@@ -25,6 +34,13 @@ class Config:
     echo_step: int = 3                     # the target is the input this many steps earlier
     batch_size: int = 5                    # rows the series is cut into
     learning_rate: float = 0.3             # Adagrad, TF1's initial accumulator 0.1
+    # Variants, not in the source; each default is what the source does.
+    carry_state: bool = False              # feed each window's final_state as the next window's initial state
+    targets: str = "window"                # zero the first echo_step targets of every window; series: of the series
+    new_data_each_epoch: bool = False      # draw a fresh series at every epoch after the first
+    cell: str = "basic"                    # BasicRNNCell; lstm: LSTMCell; gru: GRUCell (tf.compat.v1.nn.rnn_cell)
+    num_layers: int = 1                    # cells stacked in a MultiRNNCell
+    dropout: float = 0.0                   # dropout on each cell's outputs while training (DropoutWrapper)
 
     def __post_init__(self):
         self.validate()  # a Config that exists is one the model can use
@@ -60,7 +76,26 @@ class Config:
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= FLOAT32_MAX or _float32(lr) == 0:
             _refuse("learning_rate", lr, f"must be a number greater than 0 and finite in float32 (from "
                                          f"{FLOAT32_TINY:.4g} to {FLOAT32_MAX:.4g}; a smaller rate is 0 there)")
+        for name in ("carry_state", "new_data_each_epoch"):
+            if not isinstance(getattr(self, name), bool):
+                _refuse(name, getattr(self, name), "must be true or false")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                _refuse(name, getattr(self, name), f"must be one of {', '.join(choices)}")
+        if not _is_int(self.num_layers) or self.num_layers < 1:
+            _refuse("num_layers", self.num_layers, "must be a positive integer")
+        p = self.dropout
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not (math.isfinite(p) and 0 <= p < 1):
+            _refuse("dropout", p, "must be a number from 0 (no dropout) to less than 1")
         return self
+
+    def changes_from_source(self) -> list:
+        """The names of the fields whose values are not the source's, in field order."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != f.default]
+
+    def variant(self) -> list:
+        """The variants this configuration chose (``changes_from_source`` among ``VARIANTS``): [] for the source's network."""
+        return [name for name in self.changes_from_source() if name in VARIANTS]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -17,9 +17,16 @@ def generate_data(config, rng=np.random):
     window is fed from a zero state: the net cannot know the inputs that came before the window, so those
     targets are made learnable (always 0). The roll also wraps the series' last bits to its front, but those
     land in the first window's zeroed positions.
+
+    With ``config.targets == "series"`` (for a state carried from window to window, as in Hallström's series)
+    only the series' first ``echo_step`` targets are zeroed; the rows the series is cut into follow each other
+    in it, so rows 1 and on begin with the echo of the previous row's last bits.
     """
     inputs_value = np.array(rng.choice(2, config.total_series_length, p=[0.5, 0.5]))
-    targets_value = zero_window_starts(np.roll(inputs_value, config.echo_step), config)
+    if config.targets == "window":
+        targets_value = zero_window_starts(np.roll(inputs_value, config.echo_step), config)
+    else:
+        targets_value = zero_series_start(np.roll(inputs_value, config.echo_step), config)
     inputs_value = inputs_value.reshape((config.batch_size, -1))    # [batch_size, series_length / batch_size]
     targets_value = targets_value.reshape((config.batch_size, -1))  # [batch_size, series_length / batch_size]
     return inputs_value, targets_value
@@ -39,12 +46,27 @@ def zero_window_starts(targets_value, config):
     return targets_value
 
 
+def zeroed_positions(config):
+    """How many positions at the start of every window have target 0: ``echo_step`` with the source's targets,
+    none with the series' (``targets == "series"``)."""
+    return config.echo_step if config.targets == "window" else 0
+
+
+def zero_series_start(targets_value, config):
+    """Set the first ``echo_step`` entries of the flat series to 0 (the wrapped end of the roll), in place; return it."""
+    targets_value[:config.echo_step] = 0
+    return targets_value
+
+
 def echo_targets(bits, config):
     """The targets the net is trained to give for a flat series of whole windows: the echo, window by window.
 
     Unlike ``generate_data`` there is no wrap-around: each window's first ``echo_step`` targets are 0 and the
-    rest echo that window's own inputs.
+    rest echo that window's own inputs. With ``config.targets == "series"``, the bits are one series: its first
+    ``echo_step`` targets are 0 and the rest echo the input ``echo_step`` steps earlier, across windows.
     """
+    if config.targets == "series":
+        return zero_series_start(np.roll(np.asarray(bits).reshape(-1), config.echo_step), config)
     windows = np.asarray(bits).reshape(-1, config.truncated_backprop_length)
     targets = np.zeros_like(windows)
     targets[:, config.echo_step:] = windows[:, : config.truncated_backprop_length - config.echo_step]

@@ -1,14 +1,19 @@
-"""What a trained run learned: its loss and accuracy on fresh data, and its echo of a user's bits."""
+"""What a trained run learned: its loss and accuracy on fresh data, and its echo of a user's bits.
+
+A run is fed as it was trained: every window from a zero state, as the source; or, for a run that carried its
+state (``carry_state``), each row of the series window after window, carrying the state from zeros at its start.
+"""
 import contextlib
 import os
 
 import numpy as np
 
 from .data import echo_targets, generate_data, windows
-from .model import TRAINED_VARIABLES, build_model
+from .model import build_model, trained_variables
 from .plots import MOST_ROWS, MOST_WINDOWS
 from .runs import CHECKPOINT_STATE, RUN_JSON, RunError, file_digest, load_run, open_regular
 from .tfcompat import import_tensorflow
+from .train import run_windows
 
 
 @contextlib.contextmanager
@@ -17,18 +22,42 @@ def trained_model(run_dir):
     info, config = load_run(run_dir)
     tf = import_tensorflow()
     checkpoint = _checkpoint(tf, str(run_dir), info)
-    graph = tf.Graph()
-    with graph.as_default():
-        model = build_model(config, unroll=info.get("rnn") == "static_rnn", inference=True)
-        variables = {v.op.name: v for v in graph.get_collection("trainable_variables")}
-        _check_checkpoint(tf, checkpoint, {name: variables[name].shape.as_list() for name in TRAINED_VARIABLES})
-        saver = tf.compat.v1.train.Saver({name: variables[name] for name in TRAINED_VARIABLES})
-    with tf.compat.v1.Session(graph=graph) as sess:
+
+    def restore(sess, variables):
+        _check_checkpoint(tf, checkpoint, {name: v.shape.as_list() for name, v in variables.items()})
         try:
-            saver.restore(sess, checkpoint)
+            tf.compat.v1.train.Saver(variables).restore(sess, checkpoint)
         except (tf.errors.OpError, ValueError) as e:  # e.g. a .data file missing, emptied or cut short
             raise RunError(f"{checkpoint}: cannot restore the checkpoint ({_first_line(e)})") from None
+
+    with inference_model(config, restore, unroll=info.get("rnn") == "static_rnn") as (sess, model):
         yield sess, model, config
+
+
+@contextlib.contextmanager
+def model_with_values(config, values, unroll=False):
+    """Yield ``(sess, model)``: the inference graph of ``config`` holding ``values`` (arrays by variable name, as
+    ``sess.run(trained_variables(graph))`` reads them from a training session), to evaluate without a run folder."""
+    def load(sess, variables):
+        for name, variable in variables.items():
+            variable.load(values[name], sess)
+
+    with inference_model(config, load, unroll) as (sess, model):
+        yield sess, model
+
+
+@contextlib.contextmanager
+def inference_model(config, restore, unroll=False):
+    """Yield ``(sess, model)``: ``build_model(config, inference=True)`` in a graph of its own, its variables set by
+    ``restore(sess, trained_variables(graph))``."""
+    tf = import_tensorflow()
+    graph = tf.Graph()
+    with graph.as_default():
+        model = build_model(config, unroll=unroll, inference=True)
+    with tf.compat.v1.Session(graph=graph) as sess:
+        with graph.as_default():  # a Saver makes its ops in the default graph
+            restore(sess, trained_variables(graph))
+        yield sess, model
 
 
 def _checkpoint(tf, run_dir, info):
@@ -91,20 +120,36 @@ def _check_checkpoint(tf, checkpoint, expected):
             raise RunError(f"{checkpoint}: {name} is {found}, but run.json's hyperparameters need shape {shape}")
 
 
+def score_series(sess, model, inputs_value, targets_value, carry_state=False):
+    """Losses and correctness ``[rows * windows, truncated_backprop_length]`` of a series ``[rows, columns]`` fed
+    window by window (``train.run_windows``), carrying the state along each row if ``carry_state``."""
+    fed = list(run_windows(sess, model, inputs_value, targets_value, [model.losses, model.predictions], carry_state))
+    losses = np.stack([window_losses for _, (window_losses, _) in fed], axis=1)  # [rows, windows, length]
+    predicted = np.stack([p for _, (_, p) in fed], axis=1).argmax(axis=-1)      # [rows, windows, length]
+    correct = predicted == targets_value.reshape(predicted.shape)
+    length = model.batchX_placeholder.shape[1]
+    return losses.reshape(-1, length), correct.reshape(-1, length)
+
+
 def score(sess, model, batchX, batchY):
-    """Per-window losses and correctness ``[windows, truncated_backprop_length]`` of ``model`` in ``sess``.
+    """Per-window losses and correctness ``[windows, truncated_backprop_length]`` of ``model`` in ``sess``, every
+    window from a zero state.
 
     Works with the training graph too: windows are fed in chunks of its fixed batch size.
     """
     chunk = model.batchX_placeholder.shape[0] or len(batchX)
-    losses, correct = [], []
-    for start in range(0, len(batchX), chunk):
-        x, y = batchX[start:start + chunk], batchY[start:start + chunk]
-        chunk_losses, predictions = sess.run([model.losses, model.predictions],
-                                             {model.batchX_placeholder: x, model.batchY_placeholder: y})
-        losses.append(chunk_losses)
-        correct.append(predictions.argmax(axis=-1) == y)
-    return np.concatenate(losses), np.concatenate(correct)
+    scored = [score_series(sess, model, batchX[start:start + chunk], batchY[start:start + chunk])
+              for start in range(0, len(batchX), chunk)]
+    return np.concatenate([losses for losses, _ in scored]), np.concatenate([correct for _, correct in scored])
+
+
+def score_as_trained(sess, model, inputs_value, targets_value, config):
+    """``score`` of a series ``[rows, columns]`` fed as ``config`` trained: with ``carry_state`` row by row,
+    carrying the state; otherwise every window from a zero state, all at once where the graph allows."""
+    if config.carry_state:
+        return score_series(sess, model, inputs_value, targets_value, carry_state=True)
+    length = config.truncated_backprop_length
+    return score(sess, model, inputs_value.reshape(-1, length), targets_value.reshape(-1, length))
 
 
 def report(losses, correct, config, seed):
@@ -128,29 +173,50 @@ def fresh_windows(config, seed):
 
 
 def evaluate(run_dir, seed):
-    """Loss and accuracy of a trained run on a fresh series drawn with ``seed`` (the training recipe, new numbers).
-
-    Every window starts from a zero state, as in training. Positions before ``echo_step`` have target 0;
-    from ``echo_step`` on, the target is the input ``echo_step`` steps earlier.
-    """
+    """Loss and accuracy of a trained run on a fresh series drawn with ``seed`` (the training recipe, new numbers),
+    fed as the run was trained (see ``evaluate_model``)."""
     with trained_model(run_dir) as (sess, model, config):
-        batchX, batchY = fresh_windows(config, seed)
-        losses, correct = score(sess, model, batchX, batchY)
-    return report(losses, correct, config, seed)
+        return evaluate_model(sess, model, config, seed)
+
+
+def evaluate_model(sess, model, config, seed):
+    """Loss and accuracy of ``model`` on a fresh series drawn with ``seed``, fed as ``config`` trains.
+
+    As the source: every window from a zero state; positions before ``echo_step`` have target 0, and from
+    ``echo_step`` on the target is the input ``echo_step`` steps earlier. With ``carry_state``: each of the
+    ``batch_size`` rows of the series from a zero state at its start, carrying the state; with
+    ``targets == "series"`` every position is an echo but the series' first ``echo_step``.
+    """
+    inputs_value, targets_value = generate_data(config, np.random.RandomState(seed))
+    return report(*score_as_trained(sess, model, inputs_value, targets_value, config), config, seed)
 
 
 def held_out_predictions(sess, model, config, seed, num_windows=MOST_WINDOWS, num_rows=MOST_ROWS):
     """The first ``num_windows`` windows (fewer if a row has fewer) of the first ``num_rows`` rows (fewer if the
-    batch has fewer) of a fresh series: ``(inputs, targets, probability of a 1)``, each ``[rows, windows *
-    truncated_backprop_length]``. Works with the training graph too, whose batch has a fixed size."""
+    batch has fewer) of a fresh series, fed as ``config`` trains: ``(inputs, targets, probability of a 1)``, each
+    ``[rows, windows * truncated_backprop_length]``. Works with the training graph too, whose batch has a fixed
+    size."""
     inputs_value, targets_value = generate_data(config, np.random.RandomState(seed))
     rows = min(num_rows, config.batch_size)
     length = min(num_windows, config.num_batches) * config.truncated_backprop_length
-    fed = inputs_value[:, :length] if model.batchX_placeholder.shape[0] else inputs_value[:rows, :length]
-    probabilities = np.concatenate([
-        sess.run(model.predictions, {model.batchX_placeholder: fed[:, i:i + config.truncated_backprop_length]})
-        for i in range(0, length, config.truncated_backprop_length)], axis=1)
-    return inputs_value[:rows, :length], targets_value[:rows, :length], probabilities[:rows, :, 1]
+    fed_rows = config.batch_size if model.batchX_placeholder.shape[0] else rows
+    inputs, targets = inputs_value[:fed_rows, :length], targets_value[:fed_rows, :length]
+    fed = run_windows(sess, model, inputs, targets, model.predictions, config.carry_state)
+    probabilities = np.concatenate([window for _, window in fed], axis=1)
+    return inputs[:rows], targets[:rows], probabilities[:rows, :, 1]
+
+
+def how_fed(config):
+    """How a run of ``config`` is fed, in words."""
+    if config.carry_state:
+        return "each row of the series carrying the state from window to window, from zeros at its start"
+    return "each from a zero state"
+
+
+def targets_in_words(config):
+    """What a run of ``config`` is trained to answer, in words."""
+    zeroed = "of each window" if config.targets == "window" else "of the series"
+    return f"the first {config.echo_step} {zeroed} 0, the rest the input {config.echo_step} steps earlier"
 
 
 def bit_windows(bits, config):
@@ -167,12 +233,17 @@ def bit_windows(bits, config):
 def predict(run_dir, bits):
     """The run's prediction for a string of 0/1 whose length is a multiple of ``truncated_backprop_length``.
 
-    Returns ``{"input", "target", "prediction"}`` as bit strings; each window is fed from a zero state.
+    Returns ``{"input", "target", "prediction"}`` as bit strings. Fed as the run was trained: each window from a
+    zero state, or (``carry_state``) the bits as one series, window after window, carrying the state.
     """
     _, config = load_run(run_dir)
     inputs = bit_windows(bits, config)
+    targets = echo_targets(inputs.reshape(-1), config)
+    rows = (1, -1) if config.carry_state else inputs.shape  # one series, or every window a row of its own
     with trained_model(run_dir) as (sess, model, config):
-        predictions = sess.run(model.predictions, {model.batchX_placeholder: inputs})
+        fed = run_windows(sess, model, inputs.reshape(rows), targets.reshape(rows), model.predictions,
+                          config.carry_state)
+        predictions = np.concatenate([window for _, window in fed], axis=1)
     return {"input": bits,
-            "target": "".join(map(str, echo_targets(inputs.reshape(-1), config))),
+            "target": "".join(map(str, targets)),
             "prediction": "".join(map(str, predictions.argmax(axis=-1).reshape(-1)))}

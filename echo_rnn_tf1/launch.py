@@ -245,7 +245,7 @@ def _print_verdict(run, config):
     from .compare import compare
     from .logs import LogError, parse_log, read_log, read_reference
 
-    changed = [name for name, value in config.to_dict().items() if value != getattr(Config(), name)]
+    changed = config.changes_from_source()
     if changed:
         print(f"Compared with the 2017 run: not comparable, this run changed the source's {', '.join(changed)}")
         return

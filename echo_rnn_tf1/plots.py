@@ -2,6 +2,7 @@
 notebook shows the returned ``Figure``, the CLI saves it."""
 import numpy as np
 
+from .data import zeroed_positions
 from .runs import atomic_write
 
 MOST_POINTS = 100_000  # points of a loss curve drawn; past that each bucket's highest and lowest (a million take 3 s)
@@ -56,8 +57,9 @@ def mark_epochs(ax, num_batches, num_steps):
 def predictions_figure(inputs, targets, probabilities, config):
     """A row per batch element: input bits (bars), target bits (steps), and the net's probability of a 1.
 
-    Window boundaries are marked, and the first ``echo_step`` positions of each window (target always 0) shaded.
-    At most MOST_ROWS rows and MOST_WINDOWS windows of what is given are drawn.
+    Window boundaries are marked, and the first ``echo_step`` positions of each window (target always 0) shaded
+    (with ``config.targets == "window"``, the source's). At most MOST_ROWS rows and MOST_WINDOWS windows of what is
+    given are drawn.
     """
     from matplotlib.figure import Figure
 
@@ -65,11 +67,13 @@ def predictions_figure(inputs, targets, probabilities, config):
     inputs, targets, probabilities = (a[:MOST_ROWS, :length] for a in (inputs, targets, probabilities))
     rows = inputs.shape[0]
     steps = np.arange(length)
+    zeroed = zeroed_positions(config)
     fig = Figure(figsize=(10, 1.3 * rows + 0.8), layout="constrained")
     axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     for row, ax in enumerate(axes):
         for start in range(0, length, config.truncated_backprop_length):
-            ax.axvspan(start - 0.5, start + config.echo_step - 0.5, color="0.92", lw=0)
+            if zeroed:
+                ax.axvspan(start - 0.5, start + zeroed - 0.5, color="0.92", lw=0)
             ax.axvline(start - 0.5, color="0.6", lw=0.8)
         ax.bar(steps, inputs[row], width=0.8, color="tab:blue", alpha=0.35, label="input")
         ax.step(steps, targets[row], where="mid", color="tab:red", lw=1.5, label=f"target (input {config.echo_step} steps earlier)")
@@ -78,8 +82,9 @@ def predictions_figure(inputs, targets, probabilities, config):
         ax.set_yticks([0, 1])
         ax.set_ylabel(f"row {row}")
     axes[0].legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=3, fontsize=8, frameon=False)
-    axes[-1].set_xlabel(f"step (windows of {config.truncated_backprop_length}, each from a zero state; "
-                        f"shaded: the first {config.echo_step}, whose target is always 0)")
+    fed = "the state carried from window to window" if config.carry_state else "each from a zero state"
+    shaded = f"; shaded: the first {zeroed}, whose target is always 0" if zeroed else ""
+    axes[-1].set_xlabel(f"step (windows of {config.truncated_backprop_length}, {fed}{shaded})")
     fig.suptitle("What the trained Echo-RNN predicts on a held-out batch")
     return fig
 
@@ -91,12 +96,13 @@ def accuracy_figure(accuracy_by_position, config, title="Accuracy by position in
     fig = Figure(figsize=(7, 3), layout="constrained")
     ax = fig.add_subplot()
     positions = np.arange(len(accuracy_by_position))
-    colors = ["0.6" if i < config.echo_step else "tab:green" for i in positions]
+    zeroed = zeroed_positions(config)
+    colors = ["0.6" if i < zeroed else "tab:green" for i in positions]
     ax.bar(positions, 100 * np.asarray(accuracy_by_position), color=colors)
     for i, a in zip(positions, accuracy_by_position):
         ax.annotate(f"{100 * a:.1f}", (i, 100 * a), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=7)
     ax.axhline(50, color="0.5", ls=":", lw=1)
-    ax.set_xticks(positions, [f"{i}\n{'0' if i < config.echo_step else 'echo'}" for i in positions])
+    ax.set_xticks(positions, [f"{i}\n{'0' if i < zeroed else 'echo'}" for i in positions])
     ax.set_ylim(0, 109)
     ax.set_xlabel("position in the window, and its target")
     ax.set_ylabel("accuracy (%)")

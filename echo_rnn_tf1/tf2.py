@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from .config import ADAGRAD_INITIAL_ACCUMULATOR
+from .config import ADAGRAD_INITIAL_ACCUMULATOR, ConfigError
 from .data import windows
-from .model import TRAINED_VARIABLES
+from .model import trained_variables
 from .tfcompat import import_tensorflow
 from .train import after_step, prepare
 
@@ -30,8 +30,7 @@ def faithful_start(config, seed):
     graph, _, inputs_value, targets_value = prepare(config, seed)
     with tf.compat.v1.Session(graph=graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
-        variables = {v.op.name: v for v in graph.get_collection("trainable_variables")}
-        values = sess.run({name: variables[name] for name in TRAINED_VARIABLES})
+        values = sess.run(trained_variables(graph))
     return values, inputs_value, targets_value
 
 
@@ -41,8 +40,10 @@ def epoch_windows(values, config):
 
 
 def forward(tf, params, batchX, config):
-    """Logits ``[batch, truncated_backprop_length, num_classes]``: the faithful graph's math, written out."""
-    kernel, bias, W2, b2 = (params[name] for name in TRAINED_VARIABLES)
+    """Logits ``[batch, truncated_backprop_length, num_classes]``: the faithful graph's math, written out.
+
+    ``params``: the weights by name, in the order the faithful graph creates them (``trained_variables``)."""
+    kernel, bias, W2, b2 = params.values()
     one_hot = tf.one_hot(batchX, config.num_classes)                      # [batch, length, num_classes]
     state = tf.zeros([tf.shape(batchX)[0], config.state_size])            # every window from a zero state
     outputs = []
@@ -64,7 +65,8 @@ class Engine:
     def __init__(self, config, initial_values):
         tf = self.tf = import_tensorflow()
         self.config = config
-        self.params = tuple(tf.constant(initial_values[name], tf.float32) for name in TRAINED_VARIABLES)
+        self.names = tuple(initial_values)  # the faithful graph's variable names, in its order
+        self.params = tuple(tf.constant(value, tf.float32) for value in initial_values.values())
         self.accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in self.params)
         self._epoch = tf.function(self._epoch_steps, jit_compile=True)
 
@@ -76,7 +78,7 @@ class Engine:
         for i in tf.range(num_steps):
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                logits = forward(tf, dict(zip(TRAINED_VARIABLES, params)), windowsX[i], config)
+                logits = forward(tf, dict(zip(self.names, params)), windowsX[i], config)
                 total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                     labels=windowsY[i], logits=logits))
             gradients = tape.gradient(total_loss, params)
@@ -101,11 +103,21 @@ class Engine:
 
     def values(self):
         """The current weights by variable name, as numpy arrays."""
-        return {name: p.numpy() for name, p in zip(TRAINED_VARIABLES, self.params)}
+        return {name: p.numpy() for name, p in zip(self.names, self.params)}
+
+
+def refuse_variant(config):
+    """Raise ``ConfigError`` naming the first variant ``config`` chose, if any: this engine has none."""
+    if config.variant():
+        raise ConfigError(f"--{config.variant()[0].replace('_', '-')}: only with --engine tf1 (the tf2 engine "
+                          f"writes out the source's network and loop alone)")
 
 
 def start(config, seed):
-    """An ``Engine`` at the faithful graph's starting point for ``seed``, and the epoch's windows as tensors."""
+    """An ``Engine`` at the faithful graph's starting point for ``seed``, and the epoch's windows as tensors.
+
+    The engine writes out the source's network and loop alone: a ``config`` that chose a variant is refused."""
+    refuse_variant(config)
     tf = import_tensorflow()
     values, inputs_value, targets_value = faithful_start(config, seed)
     windowsX = tf.constant(epoch_windows(inputs_value, config))
@@ -140,7 +152,7 @@ def save_checkpoint(prefix, step, values):
     tf = import_tensorflow()
     graph = tf.Graph()
     with graph.as_default():
-        variables = [tf.compat.v1.Variable(values[name], name=name) for name in TRAINED_VARIABLES]
+        variables = [tf.compat.v1.Variable(value, name=name) for name, value in values.items()]
         saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.variables_initializer(variables))

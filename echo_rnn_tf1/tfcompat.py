@@ -103,7 +103,7 @@ def import_quiet_tensorflow():
     on, and everything is passed on if loading fails.
     """
     quiet = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "0"
-    warnings.filterwarnings("ignore", message=r".*BasicRNNCell. is deprecated", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r".*tf\.nn\.rnn_cell\.\w+. is deprecated", category=UserWarning)
     if not quiet or "tensorflow" in sys.modules:
         tf = import_tensorflow()
     else:

@@ -47,31 +47,60 @@ def prepare(config, seed, unroll=False):
     return graph, model, inputs_value, targets_value
 
 
+def run_windows(sess, model, inputs_value, targets_value, fetches, carry_state=False):
+    """Feed ``inputs_value`` and ``targets_value`` (``[rows, columns]``) window by window, as the source's loop
+    does: window ``k`` of every row in one ``sess.run(fetches)``. Yield ``(batch_idx, what fetches gave)``.
+
+    One loop for every use, like the PTB tutorial's ``run_epoch``: ``[total_loss, train_step]`` trains,
+    ``[losses, predictions]`` evaluates, ``predictions`` predicts. Without ``carry_state`` every window starts
+    from ``init_state``'s zeros, as in the source. With it, each window's ``final_state`` is fed as the next
+    window's initial state, row by row, every part of it (an LSTM's c and h, every layer's), from zeros at the
+    first window.
+    """
+    truncated_backprop_length = model.batchX_placeholder.shape[1]
+    state_parts = final_parts = state = None
+    if carry_state:
+        nest = import_tensorflow().nest
+        state_parts, final_parts = nest.flatten(model.init_state), nest.flatten(model.final_state)
+    for batch_idx in range(inputs_value.shape[1] // truncated_backprop_length):
+        start_idx = batch_idx * truncated_backprop_length
+        end_idx = start_idx + truncated_backprop_length
+
+        batchX = inputs_value[:, start_idx:end_idx]   # [batch_size, truncated_backprop_length]
+        batchY = targets_value[:, start_idx:end_idx]  # [batch_size, truncated_backprop_length]
+
+        feed_dict = {
+            model.batchX_placeholder: batchX,
+            model.batchY_placeholder: batchY,
+        }
+        if not carry_state:
+            yield batch_idx, sess.run(fetches, feed_dict=feed_dict)
+            continue
+        if state is not None:
+            feed_dict.update(zip(state_parts, state))
+        values, state = sess.run([fetches, final_parts], feed_dict=feed_dict)
+        yield batch_idx, values
+
+
 def run_training(sess, model, inputs_value, targets_value, config, log=print, on_step=None):
     """Train for ``config.num_epochs`` epochs over the same data, exactly as the source's loop; return the losses.
 
     ``log`` receives the source's lines: ``New data, epoch k`` (the data is not new: the source prints this but
     reuses its one series) and ``Step N Batch loss X`` every 100 batches. ``on_step(epoch_idx, batch_idx, loss)``
     is called after every step; it may raise to stop training. A NaN or infinite loss raises ``Diverged``.
+
+    The variants of ``config``: ``carry_state`` carries the state from window to window (from zeros at each
+    epoch's start); ``new_data_each_epoch`` draws a fresh series before every epoch after the first, from
+    numpy's global random state as the source draws its one series.
     """
     loss_list = []
     for epoch_idx in range(config.num_epochs):
+        if config.new_data_each_epoch and epoch_idx > 0:
+            inputs_value, targets_value = generate_data(config)
         log(f"New data, epoch {epoch_idx}")
 
-        for batch_idx in range(config.num_batches):
-            start_idx = batch_idx * config.truncated_backprop_length
-            end_idx = start_idx + config.truncated_backprop_length
-
-            batchX = inputs_value[:, start_idx:end_idx]   # [batch_size, truncated_backprop_length]
-            batchY = targets_value[:, start_idx:end_idx]  # [batch_size, truncated_backprop_length]
-
-            _total_loss, _train_step = sess.run(
-                [model.total_loss, model.train_step],
-                feed_dict={
-                    model.batchX_placeholder: batchX,
-                    model.batchY_placeholder: batchY,
-                })
-
+        for batch_idx, (_total_loss, _train_step) in run_windows(
+                sess, model, inputs_value, targets_value, [model.total_loss, model.train_step], config.carry_state):
             loss_list.append(_total_loss)
             after_step(epoch_idx, batch_idx, _total_loss, log, on_step)
     return loss_list

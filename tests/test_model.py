@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ROOT, needs_tf_keras
 from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.model import trained_variables
 from echo_rnn_tf1.train import prepare
 
 
@@ -18,7 +19,7 @@ def test_shapes_and_variables(tf):
                       "final_state": [5, 4], "logits": [5, 10, 2], "losses": [5, 10], "predictions": [5, 10, 2]}
     assert model.total_loss.shape.as_list() == []
     assert model.batchX_placeholder.dtype == model.batchY_placeholder.dtype == tf.int32
-    variables = {v.op.name: v.shape.as_list() for v in graph.get_collection("trainable_variables")}
+    variables = {name: v.shape.as_list() for name, v in trained_variables(graph).items()}
     # kernel: [num_classes + state_size, state_size], the one-hot input and the state side by side.
     assert variables == {"rnn/basic_rnn_cell/kernel": [6, 4], "rnn/basic_rnn_cell/bias": [4],
                          "W2": [4, 2], "b2": [1, 2]}

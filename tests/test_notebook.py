@@ -106,11 +106,12 @@ def test_each_section_shows_the_code_that_runs():
                        if o.output_type == "display_data" and "text/html" in o.data]
              for heading, cells in sections(read_notebook()).items()}
     expected = {"## 定义参数": [config.Config], "## 生成数据": [data.generate_data, data.zero_window_starts],
-                "## 定义模型": [model.build_model], "## 训练模型": [train.run_training, train.after_step]}
+                "## 定义模型": [model.make_cell, model.build_model],
+                "## 训练模型": [train.run_training, train.run_windows, train.after_step]}
     for heading, objects in expected.items():
         assert shown[heading] == [inspect.getsource(obj).rstrip("\n") for obj in objects], heading
     model_code, loop_code = "\n".join(shown["## 定义模型"]), "\n".join(shown["## 训练模型"])
-    for line in ("v1.placeholder(tf.int32", "BasicRNNCell(state_size)", "v1.nn.dynamic_rnn(", "AdagradOptimizer("):
+    for line in ("v1.placeholder(tf.int32", "rnn_cell.BasicRNNCell", "v1.nn.dynamic_rnn(", "AdagradOptimizer("):
         assert line in model_code
     assert "sess.run(" in loop_code and "feed_dict=" in loop_code
 

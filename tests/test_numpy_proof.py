@@ -4,7 +4,7 @@ import pytest
 
 from echo_rnn_tf1 import numpy_ref
 from echo_rnn_tf1.config import Config
-from echo_rnn_tf1.model import build_model
+from echo_rnn_tf1.model import build_model, trained_variables
 from echo_rnn_tf1.train import prepare, run_training
 
 # Measured over 20 random draws (weights N(0, 1), random bits), numpy in float64 against the float32 graph:
@@ -18,7 +18,7 @@ def graph_with_params(tf, config, params, batchX, batchY):
     graph = tf.Graph()
     with graph.as_default():
         model = build_model(config)
-        variables = {v.op.name: v for v in graph.get_collection("trainable_variables")}
+        variables = trained_variables(graph)
         gradients = dict(zip(variables, tf.gradients(model.total_loss, list(variables.values()))))
     with v1.Session(graph=graph) as sess:
         sess.run(v1.global_variables_initializer())
@@ -69,8 +69,7 @@ def test_numpy_training_reproduces_an_epoch_of_the_graph(tf):
     graph, model, inputs_value, targets_value = prepare(config, seed=0)
     with v1.Session(graph=graph) as sess:
         sess.run(v1.global_variables_initializer())
-        variables = graph.get_collection("trainable_variables")
-        params = {v.op.name: value.astype(np.float64) for v, value in zip(variables, sess.run(variables))}
+        params = {name: value.astype(np.float64) for name, value in sess.run(trained_variables(graph)).items()}
         graph_losses = run_training(sess, model, inputs_value, targets_value, config, log=lambda line: None)
 
     accumulators = numpy_ref.adagrad_accumulators(params)

@@ -1,0 +1,150 @@
+"""The source's variants measured side by side: what a reader of the source asks, answered by running.
+
+Each variant is a ``Config`` that changes the source in one place. ``measure`` trains it for a few seeds (in
+this process, one graph each), then evaluates each trained net on a fresh series fed as it was trained, and
+keeps what ``notebooks/variations.ipynb`` tabulates and draws: every step's loss, the steps until the loss stays
+under ``LEARNED``, the final loss, and the accuracy at each position of the window.
+"""
+import collections
+
+import numpy as np
+
+from .config import Config
+from .evaluate import evaluate_model, model_with_values
+from .model import trained_variables
+from .tfcompat import import_quiet_tensorflow
+from .train import prepare, run_training
+
+LEARNED = 0.01  # a loss that stays under this has learned the echo (the no-memory plateau is 0.485)
+FINAL_STEPS = 100  # the final loss is the mean of the last this many steps: one step's loss is noisy
+
+# The questions, each a change from the source (a row of the page).
+ROWS = {
+    "source": {},
+    "carried state, window targets": {"carry_state": True},
+    "carried state, series targets": {"carry_state": True, "targets": "series"},
+    "series targets, state from zeros": {"targets": "series"},
+    "new data each epoch": {"new_data_each_epoch": True},
+    "LSTM": {"cell": "lstm"},
+    "GRU": {"cell": "gru"},
+    "two layers": {"num_layers": 2},
+    "dropout 0.1": {"dropout": 0.1},
+    "dropout 0.3": {"dropout": 0.3},
+}
+# A harder task, where the cells part ways: the echo of 6 steps ago, still within windows of 10 from zeros.
+HARDER = {
+    "basic, echo_step 6": {"echo_step": 6},
+    "LSTM, echo_step 6": {"echo_step": 6, "cell": "lstm"},
+    "GRU, echo_step 6": {"echo_step": 6, "cell": "gru"},
+}
+
+Result = collections.namedtuple("Result", ["seed", "losses", "steps_to_learn", "final_loss", "accuracy",
+                                           "accuracy_by_position"])
+
+
+def steps_to_learn(losses, num_batches, level=LEARNED):
+    """The number of steps after which every loss is under ``level`` (0 if all are), or None if the last is not.
+
+    The first step of each epoch after the first is not counted: with a carried state and the series' targets it
+    is the one window that starts from zeros again, and 4 of its 5 rows begin with the echo of the previous row's
+    end, which no net can know; it alone would push the answer to the last epoch's start.
+    """
+    losses = np.asarray(losses)
+    steps = np.arange(len(losses))
+    counted = (steps % num_batches != 0) | (steps < num_batches) | (num_batches == 1)
+    above = np.flatnonzero((losses >= level) & counted)
+    if not above.size:
+        return 0
+    return None if above[-1] == np.flatnonzero(counted)[-1] else int(above[-1]) + 1
+
+
+def train_and_evaluate(config, seed, eval_seed):
+    """Train ``config`` with ``seed`` as the CLI does (no run folder), then evaluate it on the fresh series of
+    ``eval_seed``, fed as it was trained; return a ``Result``."""
+    tf = import_quiet_tensorflow()
+    graph, model, inputs_value, targets_value = prepare(config, seed)
+    with tf.compat.v1.Session(graph=graph) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        losses = np.array(run_training(sess, model, inputs_value, targets_value, config, log=lambda line: None))
+        values = sess.run(trained_variables(graph))
+    with model_with_values(config, values) as (sess, inference):
+        report = evaluate_model(sess, inference, config, eval_seed)
+    return Result(seed, losses, steps_to_learn(losses, config.num_batches), float(losses[-FINAL_STEPS:].mean()),
+                  report["accuracy"], np.array(report["accuracy_by_position"]))
+
+
+def measure(config, seeds, eval_seed=12345):
+    """``train_and_evaluate`` for each seed; every seed's net is evaluated on the same fresh series."""
+    return [train_and_evaluate(config, seed, eval_seed) for seed in seeds]
+
+
+def variant(base, changes):
+    """``base`` with ``changes`` (a dict of fields), validated."""
+    return Config(**{**base.to_dict(), **changes}).validate()
+
+
+def table(results_by_row):
+    """A markdown table, a row per variant (all of one ``echo_step`` and window), each column seed by seed: the
+    steps until the loss stays under ``LEARNED``, the final loss, and the accuracy at the window's first
+    ``echo_step`` positions and at the rest."""
+    echo_step, length = next((c.echo_step, c.truncated_backprop_length) for c, _ in results_by_row.values())
+    lines = [f"| variant | steps until the loss stays < {LEARNED} | final loss (mean of the last {FINAL_STEPS} "
+             f"steps) | accuracy at positions 0-{echo_step - 1} (%) | accuracy at positions {echo_step}-{length - 1} "
+             f"(%) |", "|---|---|---|---|---|"]
+    for name, (config, results) in results_by_row.items():
+        steps = ", ".join("never" if r.steps_to_learn is None else str(r.steps_to_learn) for r in results)
+        finals = ", ".join(f"{r.final_loss:.2g}" for r in results)
+        first = ", ".join(f"{100 * r.accuracy_by_position[:config.echo_step].mean():.2f}" for r in results)
+        rest = ", ".join(f"{100 * r.accuracy_by_position[config.echo_step:].mean():.2f}" for r in results)
+        lines.append(f"| {name} | {steps} | {finals} | {first} | {rest} |")
+    return "\n".join(lines)
+
+
+def losses_figure(results_by_row, columns=3, smooth=20, title=None):
+    """A panel per variant: each seed's loss by step (a running mean over ``smooth`` steps), log scale, with the
+    ``LEARNED`` level and the epochs marked."""
+    from matplotlib.figure import Figure
+
+    names = list(results_by_row)
+    rows = -(-len(names) // columns)
+    fig = Figure(figsize=(3.6 * columns, 2.5 * rows + 1.0), layout="constrained")
+    axes = fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        config, results = results_by_row[name]
+        for result in results:
+            window = max(1, min(smooth, len(result.losses) // 10))  # a short run keeps its shape
+            smoothed = np.convolve(result.losses, np.ones(window) / window, mode="valid")
+            ax.plot(np.arange(window - 1, len(result.losses)), smoothed, lw=0.8, label=f"seed {result.seed}")
+        for epoch_start in range(config.num_batches, config.num_steps, config.num_batches):
+            ax.axvline(epoch_start, color="0.85", lw=0.8, zorder=0)
+        ax.axhline(LEARNED, color="0.4", ls=":", lw=1)
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=10)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.supxlabel(f"step ({names and results_by_row[names[0]][0].num_batches} per epoch)")
+    fig.supylabel(f"batch loss, running mean of {smooth} steps")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def accuracy_figure(results_by_row, title="Accuracy by position in the window, fresh data (lowest seed)"):
+    """A heat map: a row per variant, a column per position of the window, the lowest accuracy over the seeds."""
+    from matplotlib.figure import Figure
+
+    names = list(results_by_row)
+    lowest = np.array([np.min([r.accuracy_by_position for r in results], axis=0)
+                       for _, results in results_by_row.values()])
+    fig = Figure(figsize=(1.0 + 0.62 * lowest.shape[1] + 2.2, 0.42 * len(names) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(100 * lowest, cmap="RdYlGn", vmin=50, vmax=100, aspect="auto")
+    for (i, j), value in np.ndenumerate(lowest):
+        ax.annotate(f"{100 * value:.1f}", (j, i), ha="center", va="center", fontsize=7)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xticks(range(lowest.shape[1]))
+    ax.set_xlabel("position in the window")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, label="accuracy (%)")
+    return fig

@@ -1,0 +1,91 @@
+"""The page of measured variants, notebooks/variations.ipynb: its measure on hand-computed cases, a headless run
+with short runs, and its committed outputs a full run of this code."""
+import os
+import re
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import ROOT
+from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.variations import HARDER, ROWS, measure, steps_to_learn
+
+NOTEBOOK = os.path.join(ROOT, "notebooks", "variations.ipynb")
+FULL = {"num_epochs": "3", "hard_epochs": "10", "seeds": "[0, 1, 2]", "total_series_length": "50000"}
+SHORT = {"num_epochs": "1", "hard_epochs": "1", "seeds": "[0]", "total_series_length": "1000"}
+
+
+def test_steps_to_learn_by_hand():
+    # 2 epochs of 4 steps; the second epoch's first step (4) is not counted.
+    assert steps_to_learn([0.5, 0.005, 0.005, 0.005, 0.2, 0.005, 0.005, 0.005], 4) == 1
+    assert steps_to_learn([0.5, 0.5, 0.005, 0.005, 0.2, 0.02, 0.005, 0.005], 4) == 6
+    assert steps_to_learn([0.5, 0.005, 0.005, 0.005, 0.2, 0.005, 0.005, 0.05], 4) is None
+    assert steps_to_learn([0.001] * 8, 4) == 0
+    assert steps_to_learn([0.5, 0.005, 0.02, 0.005], 1) == 3  # one step an epoch: every step counts
+
+
+def parameters_cell(nb):
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    return cell
+
+
+def parameters(nb):
+    return dict(re.findall(r"^(\w+) = (.+?)\s*(?:#.*)?$", parameters_cell(nb).source, re.M))
+
+
+def outputs(nb, kind):
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if kind(o)]
+
+
+def tables(nb):
+    return [o.data["text/markdown"] for o in outputs(nb, lambda o: "text/markdown" in o.get("data", {}))]
+
+
+def images(nb):
+    return len(outputs(nb, lambda o: "image/png" in o.get("data", {})))
+
+
+def table_row(markdown, name):
+    (line,) = [line for line in markdown.splitlines() if line.startswith(f"| {name} |")]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+@pytest.fixture(scope="module")
+def short_run():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    parameters_cell(nb).source = "\n".join(f"{name} = {value}" for name, value in SHORT.items())
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}}).execute()
+    return nb
+
+
+@pytest.mark.slow
+def test_the_page_runs_headless_with_short_runs(short_run):
+    assert not outputs(short_run, lambda o: o.output_type == "error")
+    assert images(short_run) == 4  # loss and accuracy, for the variants and for the harder task
+    variants, hard = tables(short_run)
+    assert all(table_row(variants, name)[1] in ("never", *map(str, range(21))) for name in ROWS)
+    assert [table_row(hard, name)[0] for name in HARDER] == list(HARDER)
+
+
+@pytest.mark.slow
+def test_committed_page_is_a_full_run_of_this_code():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))  # run top to bottom, once
+    assert parameters(nb) == FULL
+    assert images(nb) == 4 and not outputs(nb, lambda o: o.output_type == "error")
+    stdout = "".join(o.text for o in outputs(nb, lambda o: o.output_type == "stream" and o.name == "stdout"))
+    assert re.search(r"^\d{4}-\d\d-\d\d \| .+ cores, oneDNN .+ \| TensorFlow ", stdout, re.M)  # when and where
+    variants, hard = tables(nb)
+    assert [table_row(variants, name)[0] for name in ROWS] == list(ROWS)
+    assert [table_row(hard, name)[0] for name in HARDER] == list(HARDER)
+
+    # The source's row, seed 0, again on this machine. Seed 0's losses agree across machines to 1.4e-5 (see
+    # docs/machines.md), so the step its loss last crosses 0.01 is the same, and its final loss is the committed
+    # one to the 2 significant digits the table prints (half a unit of the last digit: at most 5 % relative).
+    (result,) = measure(Config(num_epochs=int(FULL["num_epochs"])), [0])
+    committed_steps, committed_final = (table_row(variants, "source")[i].split(", ")[0] for i in (1, 2))
+    assert str(result.steps_to_learn) == committed_steps
+    assert abs(result.final_loss - float(committed_final)) <= 0.05 * float(committed_final)
