@@ -193,8 +193,14 @@ def _same_seed_lines(path, other):
     (info, config), (other_info, other_config) = load_run(path), load_run(other)
     if info.get("seed") != other_info.get("seed") or config != other_config:
         return []
-    losses = read_losses(os.path.join(path, LOSSES))[2]
-    other_losses = read_losses(os.path.join(other, LOSSES))[2]
+
+    def losses_of(folder):
+        try:
+            return read_losses(os.path.join(folder, LOSSES))[2]
+        except ValueError as e:  # a row that is not "epoch,batch,loss"
+            raise RunError(f"{os.path.join(folder, LOSSES)}: unreadable ({e})") from None
+
+    losses, other_losses = losses_of(path), losses_of(other)
     differ = [key for key in ("engine", "rnn", "portable") if info.get(key) != other_info.get(key)]
     also = f" (they differ in {', '.join(differ)})" if differ else ""
     return [f"same seed ({info.get('seed')}) and hyperparameters{also}: "

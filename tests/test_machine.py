@@ -109,6 +109,19 @@ def test_compare_two_runs_of_one_seed(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_damaged_losses_csv_of_a_same_seed_run_is_one_line(tmp_path):
+    first, again = tmp_path / "first", tmp_path / "again"
+    for out in (first, again):
+        assert run_cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 4, "--out", out).returncode == 0
+    with open(again / "losses.csv", "a") as f:
+        f.write("0,not a row\n")
+    result = run_cli("compare", first, again)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"echo_rnn_tf1: error: {again / 'losses.csv'}: unreadable (not enough values to " \
+                                    f"unpack (expected 3, got 2))"
+
+
 def test_no_same_seed_line_for_other_seeds_or_log_files(tmp_path):
     first, other = tmp_path / "first", tmp_path / "other"
     for out, seed in ((first, 4), (other, 5)):
