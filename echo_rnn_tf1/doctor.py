@@ -31,15 +31,6 @@ def onednn_says(timeout=120):
     return found.group(1).strip() if found else None
 
 
-def _installed(dist):
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def check_shipped(computed, shipped_losses):
     """Lines comparing ``{seed: losses}`` computed here with the shipped ones; ``(lines, all reproduce)``."""
     from .compare import first_difference
@@ -62,11 +53,11 @@ def doctor(portable=False, out=print):
     if portable:
         machine.apply_portable()
     from .runs import versions
-    from .tfcompat import LegacyKerasError, import_quiet_tensorflow
+    from .tfcompat import LegacyKerasError, import_quiet_tensorflow, installed_version
 
     found = versions()
     out("environment: " + ", ".join(f"{name} {found[name] or 'not installed'}" for name in found))
-    tensorboard = _installed("tensorboard")
+    tensorboard = installed_version("tensorboard", "tensorboard")
     out(f"TensorBoard: {tensorboard or 'not installed (pip install tensorboard)'}")
     try:
         tf = import_quiet_tensorflow()

@@ -77,6 +77,20 @@ def onednn_isa(flags, cap=None):
     return usable[-1] if usable else None
 
 
+def emulable_levels(flags):
+    """The levels a CPU with ``flags`` can stand for by capping oneDNN (``ONEDNN_MAX_CPU_ISA``), lowest first;
+    the last is its own."""
+    return [level for level in ISA_LEVELS if onednn_isa(flags, level) == level]
+
+
+def environ_without_onednn_settings(**settings):
+    """This process's environment with no oneDNN setting of its own, then ``settings``: for a child process that
+    is to run as a given (emulated) machine."""
+    env = {name: value for name, value in os.environ.items() if name not in ONEDNN_ENV}
+    env.update(settings)
+    return env
+
+
 def describe(tf=None):
     """The ``machine`` object of run.json: CPU, oneDNN's level and settings, cores, and (given ``tf``) CUDA."""
     model, flags = cpu_info()

@@ -40,8 +40,8 @@ def import_tensorflow():
     try:
         tf.compat.v1.nn.rnn_cell.BasicRNNCell
     except (AttributeError, ImportError) as e:  # Keras 3: AttributeError "not available with Keras 3"
-        raise LegacyKerasError(missing_cell_advice(tf.__version__, _installed_version("tf_keras", "tf-keras"),
-                                                   _installed_version("keras", "keras"),
+        raise LegacyKerasError(missing_cell_advice(tf.__version__, installed_version("tf_keras", "tf-keras"),
+                                                   installed_version("keras", "keras"),
                                                    os.environ.get("TF_USE_LEGACY_KERAS"))) from e
     return tf
 
@@ -76,7 +76,7 @@ def missing_cell_advice(tf_version, tf_keras_version, keras_version, legacy_kera
             f"{tf_keras_version}, although TF_USE_LEGACY_KERAS=1: was it set only after tensorflow was imported?")
 
 
-def _installed_version(module, distribution):
+def installed_version(module, distribution):
     """The installed version of ``distribution`` if ``module`` can be imported, else None (nothing is imported)."""
     from importlib import metadata, util
 

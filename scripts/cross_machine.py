@@ -30,9 +30,8 @@ ENGINES = ("faithful", "unroll", "tf2")
 
 def settings():
     _, flags = machine.cpu_info()
-    own = machine.onednn_isa(flags)
-    levels = [level for level in machine.ISA_LEVELS if machine.onednn_isa(flags, level) == level and level != own]
-    found = {f"ISA {level}": {"ONEDNN_MAX_CPU_ISA": level} for level in levels}
+    *lower, own = machine.emulable_levels(flags)
+    found = {f"ISA {level}": {"ONEDNN_MAX_CPU_ISA": level} for level in lower}
     found[f"ISA {own} (own)"] = {}
     found["custom ops off"] = {"TF_ENABLE_ONEDNN_OPTS": "0"}
     return found
@@ -72,8 +71,7 @@ def main():
           + ", ".join(f"{k} {v}" for k, v in versions().items()))
     results = {}
     for name, env_update in settings().items():
-        env = {k: v for k, v in os.environ.items() if k not in machine.ONEDNN_ENV}
-        env.update(env_update, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+        env = machine.environ_without_onednn_settings(**env_update, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
         done = subprocess.run([sys.executable, __file__, "--worker"], env=env, capture_output=True, text=True,
                               check=True)
         results[name] = {key: np.array(v, dtype=np.float32) for key, v in json.loads(done.stdout).items()}

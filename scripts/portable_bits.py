@@ -40,9 +40,8 @@ CANDIDATES = {  # name: (environment, seeds)
 def emulated_machines():
     """``(name, env, command prefix)`` for each machine this one can stand for."""
     _, flags = machine.cpu_info()
-    own = machine.onednn_isa(flags)
-    levels = [level for level in machine.ISA_LEVELS if machine.onednn_isa(flags, level) == level]
-    found = [(f"ISA {level}", {"ONEDNN_MAX_CPU_ISA": level}, []) for level in levels if level != own]
+    *lower, own = machine.emulable_levels(flags)
+    found = [(f"ISA {level}", {"ONEDNN_MAX_CPU_ISA": level}, []) for level in lower]
     found.append((f"ISA {own} (this CPU's own)", {}, []))
     found.append((f"ISA {own}, 1 intra/inter-op thread", {"WORKER_THREADS": "1"}, []))
     if shutil.which("taskset") and os.cpu_count() > 1:
@@ -66,8 +65,8 @@ def worker():
 
 
 def run(env_update, prefix, seeds):
-    env = {k: v for k, v in os.environ.items() if k not in machine.ONEDNN_ENV}
-    env.update(env_update, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", WORKER_SEEDS=",".join(map(str, seeds)))
+    env = machine.environ_without_onednn_settings(**env_update, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3",
+                                                  WORKER_SEEDS=",".join(map(str, seeds)))
     result = subprocess.run([*prefix, sys.executable, __file__, "--worker"], env=env, capture_output=True,
                             text=True, check=True)
     import numpy as np
