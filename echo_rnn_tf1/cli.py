@@ -384,3 +384,18 @@ def main(argv=None):
             return command(argv[1:]) if command else train_command(argv)
         except (Exception, KeyboardInterrupt, Interrupted) as e:
             return failures.report(e)
+
+
+def entry_point():
+    """The process's entry point (``python -m echo_rnn_tf1``, ``echo-rnn-tf1``): ``main()``, then leave at once.
+
+    The interpreter's own teardown once TensorFlow is loaded takes most of a second and does nothing a command
+    needs: by now every file is written and closed and every child process stopped. Only the standard streams'
+    buffers are left to flush.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: what was not read is not wanted
+            stream.flush()
+    os._exit(code)
+

@@ -13,7 +13,7 @@ from .model import build_model, trained_variables
 from .plots import MOST_ROWS, MOST_WINDOWS
 from .runs import CHECKPOINT_STATE, RUN_JSON, RunError, file_digest, load_run, open_regular
 from .tfcompat import import_tensorflow
-from .train import run_windows
+from .train import run_windows, session
 
 
 @contextlib.contextmanager
@@ -54,7 +54,7 @@ def inference_model(config, restore, unroll=False):
     graph = tf.Graph()
     with graph.as_default():
         model = build_model(config, unroll=unroll, inference=True)
-    with tf.compat.v1.Session(graph=graph) as sess:
+    with session(graph) as sess:
         with graph.as_default():  # a Saver makes its ops in the default graph
             restore(sess, trained_variables(graph))
         yield sess, model

@@ -131,7 +131,7 @@ def _checked(on_step, stop):
 
 def _train_tf1(tf, run, config, seed, unroll, on_step, stop, writer):
     """The faithful graph, one ``sess.run`` per step; stops at the step a signal arrives in."""
-    from .train import prepare, run_training
+    from .train import prepare, run_training, session
 
     graph, model, inputs_value, targets_value = prepare(config, seed, unroll)
     if writer is not None:
@@ -139,7 +139,7 @@ def _train_tf1(tf, run, config, seed, unroll, on_step, stop, writer):
     with graph.as_default():
         saver = tf.compat.v1.train.Saver(save_relative_paths=True)  # the run folder can be moved
         variables = graph.get_collection("trainable_variables")
-    with tf.compat.v1.Session(graph=graph) as sess:
+    with session(graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         stop.check()
         start = time.perf_counter()

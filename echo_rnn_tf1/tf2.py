@@ -21,14 +21,14 @@ from .config import ADAGRAD_INITIAL_ACCUMULATOR, ConfigError
 from .data import windows
 from .model import trained_variables
 from .tfcompat import import_tensorflow
-from .train import after_step, prepare
+from .train import after_step, prepare, session
 
 
 def faithful_start(config, seed):
     """``(initial weights by variable name, inputs_value, targets_value)``, exactly as the faithful graph draws them."""
     tf = import_tensorflow()
     graph, _, inputs_value, targets_value = prepare(config, seed)
-    with tf.compat.v1.Session(graph=graph) as sess:
+    with session(graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         values = sess.run(trained_variables(graph))
     return values, inputs_value, targets_value
@@ -154,6 +154,6 @@ def save_checkpoint(prefix, step, values):
     with graph.as_default():
         variables = [tf.compat.v1.Variable(value, name=name) for name, value in values.items()]
         saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)
-        with tf.compat.v1.Session(graph=graph) as sess:
+        with session(graph) as sess:
             sess.run(tf.compat.v1.variables_initializer(variables))
             saver.save(sess, prefix, global_step=step)

@@ -1,4 +1,4 @@
-"""Training (训练模型): seed as the source's header would, build, and run one batch per ``sess.run``."""
+"""Training (训练模型): seed as the source's header would, build, and run one batch per session call."""
 import math
 import random
 import secrets
@@ -47,21 +47,41 @@ def prepare(config, seed, unroll=False):
     return graph, model, inputs_value, targets_value
 
 
+def session(graph):
+    """A session for ``graph`` that runs every op in the calling thread, each kernel on one thread.
+
+    The same graph and kernels, so the same bits, as the source's ``tf.Session()``; for a graph this small,
+    handing ops to other threads costs more than it saves (``benchmarks/loop_overhead.py``). TensorFlow sizes
+    its thread pools when a process opens its first session; one opened later shares them.
+    """
+    tf = import_tensorflow()
+    return tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(
+        inter_op_parallelism_threads=-1,  # negative: run the ops in the caller's thread
+        intra_op_parallelism_threads=1))
+
+
 def run_windows(sess, model, inputs_value, targets_value, fetches, carry_state=False):
     """Feed ``inputs_value`` and ``targets_value`` (``[rows, columns]``) window by window, as the source's loop
-    does: window ``k`` of every row in one ``sess.run(fetches)``. Yield ``(batch_idx, what fetches gave)``.
+    does: window ``k`` of every row in one run of ``fetches``. Yield ``(batch_idx, what fetches gave)``.
 
     One loop for every use, like the PTB tutorial's ``run_epoch``: ``[total_loss, train_step]`` trains,
     ``[losses, predictions]`` evaluates, ``predictions`` predicts. Without ``carry_state`` every window starts
     from ``init_state``'s zeros, as in the source. With it, each window's ``final_state`` is fed as the next
     window's initial state, row by row, every part of it (an LSTM's c and h, every layer's), from zeros at the
     first window.
+
+    ``sess.make_callable(fetches, feed_list)`` is the source's ``sess.run(fetches, feed_dict=...)`` with the
+    fetches and the placeholders resolved once instead of at every step: the same graph run, the same bits.
     """
     truncated_backprop_length = model.batchX_placeholder.shape[1]
-    state_parts = final_parts = state = None
+    feed_list = [model.batchX_placeholder, model.batchY_placeholder]
     if carry_state:
         nest = import_tensorflow().nest
-        state_parts, final_parts = nest.flatten(model.init_state), nest.flatten(model.final_state)
+        state_parts = nest.flatten(model.init_state)
+        feed_list += state_parts
+        fetches = [fetches, nest.flatten(model.final_state)]
+        state = [np.zeros((inputs_value.shape[0], part.shape[1]), np.float32) for part in state_parts]  # = init_state
+    step = sess.make_callable(fetches, feed_list)
     for batch_idx in range(inputs_value.shape[1] // truncated_backprop_length):
         start_idx = batch_idx * truncated_backprop_length
         end_idx = start_idx + truncated_backprop_length
@@ -69,16 +89,10 @@ def run_windows(sess, model, inputs_value, targets_value, fetches, carry_state=F
         batchX = inputs_value[:, start_idx:end_idx]   # [batch_size, truncated_backprop_length]
         batchY = targets_value[:, start_idx:end_idx]  # [batch_size, truncated_backprop_length]
 
-        feed_dict = {
-            model.batchX_placeholder: batchX,
-            model.batchY_placeholder: batchY,
-        }
         if not carry_state:
-            yield batch_idx, sess.run(fetches, feed_dict=feed_dict)
+            yield batch_idx, step(batchX, batchY)
             continue
-        if state is not None:
-            feed_dict.update(zip(state_parts, state))
-        values, state = sess.run([fetches, final_parts], feed_dict=feed_dict)
+        values, state = step(batchX, batchY, *state)
         yield batch_idx, values
 
 
@@ -120,6 +134,6 @@ def train(config, seed, log=print, on_step=None, unroll=False):
     """Seed, build and train in a session of its own, as the source does from top to bottom; return the losses."""
     tf = import_tensorflow()
     graph, model, inputs_value, targets_value = prepare(config, seed, unroll)
-    with tf.compat.v1.Session(graph=graph) as sess:
+    with session(graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         return run_training(sess, model, inputs_value, targets_value, config, log, on_step)

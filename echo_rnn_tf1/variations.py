@@ -13,7 +13,7 @@ from .config import Config
 from .evaluate import evaluate_model, model_with_values
 from .model import trained_variables
 from .tfcompat import import_quiet_tensorflow
-from .train import prepare, run_training
+from .train import prepare, run_training, session
 
 LEARNED = 0.01  # a loss that stays under this has learned the echo (the no-memory plateau is 0.485)
 FINAL_STEPS = 100  # the final loss is the mean of the last this many steps: one step's loss is noisy
@@ -63,7 +63,7 @@ def train_and_evaluate(config, seed, eval_seed):
     ``eval_seed``, fed as it was trained; return a ``Result``."""
     tf = import_quiet_tensorflow()
     graph, model, inputs_value, targets_value = prepare(config, seed)
-    with tf.compat.v1.Session(graph=graph) as sess:
+    with session(graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         losses = np.array(run_training(sess, model, inputs_value, targets_value, config, log=lambda line: None))
         values = sess.run(trained_variables(graph))
