@@ -24,10 +24,12 @@ from .tf2 import adagrad, epoch_windows, faithful_start
 from .tfcompat import import_tensorflow
 
 MAX_CHUNK = 1000  # seeds in one compiled program: ~1.4 ms per seed and epoch at 1000 as at 2000; memory grows with it
-# Memory of envelope --engine tf2 with the defaults, from the peak RSS of whole commands (see docs/reproducing.md):
-PROCESS_BYTES = 900 * 2**20   # TensorFlow, XLA and the compiled programs: 830 MB at 100 seeds
-TRAINING_BYTES = 200 * 2**10  # per seed being trained: its windows as bytes, twice (numpy, tensor), and the losses
-KEPT_BYTES = 100 * 2**10      # per seed of the envelope: its 5000 losses (20 KB) and the summary's copies of them
+# Memory of envelope --engine tf2, from the peak RSS of whole commands: 831 MiB at 100 seeds (2 programs of 50),
+# 1057 MiB at 1000 (2 of 500), 1338 MiB at 4000 (4 of 1000, 2 at a time), TensorFlow 2.21:
+PROCESS_BYTES = 850 * 2**20   # TensorFlow, XLA and the compiled programs: 806 MiB once the seeds are taken out
+TRAINING_BYTES = 256 * 2**10  # per seed in a program being trained: 243 to 258 KiB (its windows, as numpy and as a
+                              # tensor, and XLA's working memory)
+KEPT_BYTES = 64 * 2**10       # per seed of the envelope: its 5000 losses (20 KiB) and the summary's float64 copy
 
 
 # How this engine agrees with the faithful one, as benchmarks/envelope_engines.py measured it (docs/envelope_engines.md)
@@ -42,9 +44,11 @@ def capped_jobs(jobs, seeds, available_memory, usable_cores):
     limit, why = min(limits)
     jobs, why = (jobs, None) if jobs <= limit else (limit, why)
     if available_memory is not None and memory_needed(seeds, jobs) > available_memory:
-        fit = max(0, (available_memory - PROCESS_BYTES - jobs * min(seeds, MAX_CHUNK) * TRAINING_BYTES) // KEPT_BYTES)
+        fit = (available_memory - PROCESS_BYTES) // (TRAINING_BYTES + KEPT_BYTES)  # all of them training at once
+        if fit > jobs * MAX_CHUNK:
+            fit = (available_memory - PROCESS_BYTES - jobs * MAX_CHUNK * TRAINING_BYTES) // KEPT_BYTES
         raise MachineError(f"--seeds {seeds}: the tf2 engine needs about {memory_needed(seeds, jobs) / 2**30:.3g} GiB "
-                           f"of memory and {available_memory / 2**30:.3g} GiB is available (about {fit} seeds fit)")
+                           f"of memory and {available_memory / 2**30:.3g} GiB is available (about {max(0, fit)} seeds fit)")
     return jobs, why
 
 
