@@ -291,10 +291,12 @@ def envelope_command(argv):
               "machine": machine.describe(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     for line in envelope.save(out, seeds, all_losses, reference_points, config, record):
         print(line)
-    print(f"Engine {args.engine}: {len(seeds)} seeds trained in {train_seconds:.1f} s, start included"
-          + (f" ({how['programs']} compiled programs of {how['seeds_per_program']} seeds, {jobs} at a time)"
-             if args.engine == "tf2" else f" ({jobs} processes at a time)"))
-    if args.engine == "tf2":
+    if args.engine == "tf1":
+        print(f"Engine tf1: {len(seeds)} seeds, {jobs} worker processes at a time: {train_seconds:.1f} s of training")
+    else:
+        print(f"Engine tf2: {len(seeds)} seeds in {how['programs']} compiled program{'s' * (how['programs'] > 1)} of "
+              f"{how['seeds_per_program']}, {jobs} at a time: {train_seconds:.1f} s of training, loading TensorFlow "
+              f"and compiling included")
         from .tf2_seeds import AGREEMENT
 
         print(AGREEMENT)
@@ -317,8 +319,8 @@ def _envelope_tf2(config, seeds, jobs, capped):
         start, starting_points = tf2_seeds.drawn_start, f"drawn, checked against the faithful graph on seeds {checked}"
     else:
         start, starting_points = tf2_seeds.locked(tf2_seeds.faithful_start), "the faithful graph's, built per seed"
-        print("Starting points: this TensorFlow seeds the cell's kernel otherwise than tf_keras 2.16 to 2.21; each "
-              "seed's are taken from its faithful graph (about 0.1 s a seed)", flush=True)
+        print("Starting points: this TensorFlow seeds the cell's kernel otherwise than 2.12 to 2.21 do; each seed's "
+              "are taken from its faithful graph (about 0.1 s a seed)", flush=True)
 
     def done(chunk, losses):
         last = losses[:, -config.num_batches:].mean(axis=1)
