@@ -24,7 +24,7 @@ from .failures import MachineError
 from .tf2 import adagrad, epoch_windows, faithful_start
 from .tfcompat import import_tensorflow
 
-MAX_CHUNK = 1000  # seeds in one compiled program: ~1.4 ms per seed and epoch at 1000 as at 2000; memory grows with it
+MAX_CHUNK = 1000  # seeds in one compiled program: an epoch takes 1.4 ms a seed at 1000 (1.8 at 100); memory grows with it
 # Memory of envelope --engine tf2, from the peak RSS of whole commands: 831 MiB at 100 seeds (2 programs of 50),
 # 1057 MiB at 1000 (2 of 500), 1338 MiB at 4000 (4 of 1000, 2 at a time), TensorFlow 2.21:
 PROCESS_BYTES = 850 * 2**20   # TensorFlow, XLA and the compiled programs: 806 MiB once the seeds are taken out
@@ -217,15 +217,15 @@ def train_seeds(config, seeds, jobs=1, start=drawn_start, on_chunk=None):
                 k = waiting.pop(0)
             try:
                 losses = engine.train(parts[k], start, stop)
+                if losses is not None:
+                    with lock:
+                        results[k] = losses[:sizes[k]]
+                        if on_chunk is not None:
+                            on_chunk(parts[k][:sizes[k]], results[k])
             except BaseException as e:  # to the calling thread
                 errors.append(e)
                 stop.set()
                 return
-            if losses is not None:
-                with lock:
-                    results[k] = losses[:sizes[k]]
-                    if on_chunk is not None:
-                        on_chunk(parts[k][:sizes[k]], results[k])
 
     threads = [threading.Thread(target=work, daemon=True) for _ in range(min(jobs, len(parts)))]
     try:

@@ -77,6 +77,14 @@ def test_forward_of_many_seeds_is_each_seeds_forward(tf, weights):
                                    atol=FORWARD_ATOL_START if weights == "start" else FORWARD_ATOL_RANDOM)
 
 
+def test_a_failure_in_a_program_is_raised_in_the_calling_thread():
+    def no_room(config, seed):
+        raise MemoryError(f"seed {seed}")
+
+    with pytest.raises(MemoryError, match="seed [03]"):
+        tf2_seeds.train_seeds(TINY, [0, 1, 2, 3], jobs=2, start=no_room)
+
+
 def test_jobs_are_capped_and_seeds_that_memory_cannot_hold_refused():
     assert tf2_seeds.capped_jobs(2, 100, None, 2) == (2, None)
     assert tf2_seeds.capped_jobs(8, 100, None, 2) == (2, "one compiled program per core (2 usable)")
