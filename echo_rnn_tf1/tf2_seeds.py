@@ -159,29 +159,32 @@ class SeedsEngine:
 
     def train(self, seeds, start=drawn_start, stop=None):
         """Losses ``[len(seeds), num_steps]`` float32 of ``seeds`` trained side by side, each from ``start(config,
-        seed)``; ``stop`` (a ``threading.Event``), once set, ends training between epochs (and returns None)."""
-        tf, config = self.tf, self.config
-        values, windowsX, windowsY = stacked_starts(config, seeds, start)
+        seed)``; ``stop`` (a ``threading.Event``), once set, ends training between epochs or seeds' starting points
+        (and returns None)."""
+        tf, config, stop = self.tf, self.config, stop or threading.Event()
+        values, windowsX, windowsY = stacked_starts(config, seeds, start, stop)
         params = tuple(tf.constant(value) for value in values.values())
         accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in params)
         windowsX, windowsY = tf.constant(windowsX), tf.constant(windowsY)
         epochs = []
         for _ in range(config.num_epochs):
-            if stop is not None and stop.is_set():
+            if stop.is_set():
                 return None
             params, accumulators, losses = self._epoch(params, accumulators, windowsX, windowsY)
             epochs.append(losses.numpy())
         return np.concatenate(epochs).T.copy()  # [seeds, num_steps]
 
 
-def stacked_starts(config, seeds, start=drawn_start):
+def stacked_starts(config, seeds, start=drawn_start, stop=None):
     """The starting points of ``seeds``, a seed dimension last: ``(weights by name, windowsX, windowsY)``, the
     windows ``[num_batches, batch_size, truncated_backprop_length, seeds]``, one byte a bit (a seed's series is
-    drawn as int64: only one is held at a time)."""
+    drawn as int64: only one is held at a time). Once ``stop`` is set, the rest are left undrawn (2.6 ms a seed)."""
     shape = (config.num_batches, config.batch_size, config.truncated_backprop_length, len(seeds))
     windowsX, windowsY = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
     values = {}
     for k, seed in enumerate(seeds):
+        if stop is not None and stop.is_set():
+            break
         seed_values, inputs_value, targets_value = start(config, seed)
         for name, value in seed_values.items():
             values.setdefault(name, np.empty(value.shape + (len(seeds),), np.float32))[..., k] = value
