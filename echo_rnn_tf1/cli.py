@@ -211,21 +211,28 @@ def _same_seed_lines(path, other):
 
 def envelope_parser():
     p = Parser(prog="python -m echo_rnn_tf1 envelope",
-               description="Train K seeds of the source's default configuration (one process per core), write the "
-                           "per-step min / median / max and each seed's verdict, draw the band with the 2017 run.")
+               description="Train K seeds of the source's default configuration, write the per-step min / median / "
+                           "max, each seed's verdict and where the 2017 run sits among the seeds, draw the band with "
+                           "the 2017 run.")
     p.add_argument("--seeds", type=int, default=20, help="how many seeds (default: 20)")
     p.add_argument("--first-seed", type=seed_type, default=0,
                    help="seeds are FIRST_SEED, FIRST_SEED + 1, ... (default: 0)")
+    p.add_argument("--engine", choices=("tf1", "tf2"), default="tf1",
+                   help="tf1 (the default): each seed through the source's graph, one process per core; tf2: all "
+                        "seeds side by side in XLA-compiled programs of up to 1000 seeds, from the same starting "
+                        "points (docs/reproducing.md says how the two agree)")
     p.add_argument("--jobs", type=int, default=os.cpu_count(),
-                   help="processes at once (default: the number of cores, %(default)s); capped at one per usable "
-                        "core and at what memory holds (about 640 MiB each)")
-    p.add_argument("--out", help="a new or empty folder for envelope.csv, seeds.csv, losses.npy, envelope.png "
-                                 "(default: a new one under runs/)")
+                   help="tf1: processes at once, capped at what memory holds (about 640 MiB each); tf2: compiled "
+                        "programs at once, one thread each (the seeds are split among at least this many); both "
+                        "capped at one per usable core (default: the number of cores, %(default)s)")
+    p.add_argument("--out", help="a new or empty folder for envelope.csv, seeds.csv, losses.npy, "
+                                 "reference_percentiles.csv, envelope.png, envelope.json (default: a new one under runs/)")
     return p
 
 
 def envelope_command(argv):
     args = envelope_parser().parse_args(argv)
+    started = time.perf_counter()
     for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
         if value < 1:
             raise ConfigError(f"{flag} {value}: must be a positive integer")
@@ -234,7 +241,12 @@ def envelope_command(argv):
     from . import envelope
     from .limits import memory_available
 
-    jobs, why = envelope.capped_jobs(args.jobs, args.seeds, memory_available())
+    if args.engine == "tf1":
+        jobs, why = envelope.capped_jobs(args.jobs, args.seeds, memory_available())
+    else:
+        from . import tf2_seeds
+
+        jobs, why = tf2_seeds.capped_jobs(args.jobs, args.seeds, memory_available(), envelope.usable_cores())
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + "-envelope")
     check_folder_path(out)
     if os.path.exists(os.path.join(out, "envelope.csv")):
@@ -252,22 +264,72 @@ def envelope_command(argv):
     config, seeds = Config(), list(range(args.first_seed, args.first_seed + args.seeds))
     reference_points = parse_log(read_reference(), "2017 log")
     capped = f" (--jobs {args.jobs} capped at {jobs}: {why})" if why else ""
-    print(f"Training {len(seeds)} seeds of the source's defaults, {jobs} at a time{capped}", flush=True)
     try:
-        all_losses = envelope.train_seeds(seeds, jobs, on_done=lambda seed, losses: print(
-            f"seed {seed}: last epoch's mean loss {losses[-config.num_batches:].mean():.3g}", flush=True))
+        if args.engine == "tf1":
+            print(f"Training {len(seeds)} seeds of the source's defaults, {jobs} at a time{capped}", flush=True)
+            all_losses = envelope.train_seeds(seeds, jobs, on_done=lambda seed, losses: print(
+                f"seed {seed}: last epoch's mean loss {losses[-config.num_batches:].mean():.3g}", flush=True))
+            how = {"jobs": jobs}
+        else:
+            all_losses, how = _envelope_tf2(config, seeds, jobs, capped)
+        train_seconds = time.perf_counter() - started
     except BaseException as e:
         if created:
             with contextlib.suppress(OSError):
                 os.rmdir(out)  # (only if still empty)
         if isinstance(e, Interrupted):
-            print(f"echo_rnn_tf1: {e} received; workers stopped, no envelope written", file=sys.stderr)
+            stopped = "workers stopped" if args.engine == "tf1" else "training stopped"
+            print(f"echo_rnn_tf1: {e} received; {stopped}, no envelope written", file=sys.stderr)
             return e.exit_code
         raise
 
-    for line in envelope.save(out, seeds, all_losses, reference_points, config):
+    from . import machine
+    from .runs import versions
+
+    record = {"engine": args.engine, "first_seed": seeds[0], "seeds": len(seeds), **how,
+              "config": config.to_dict(), "seconds": round(train_seconds, 2), "versions": versions(),
+              "machine": machine.describe(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    for line in envelope.save(out, seeds, all_losses, reference_points, config, record):
         print(line)
+    if args.engine == "tf1":
+        print(f"Engine tf1: {len(seeds)} seeds, {jobs} worker processes at a time: {train_seconds:.1f} s of training")
+    else:
+        print(f"Engine tf2: {len(seeds)} seeds in {how['programs']} compiled program{'s' * (how['programs'] > 1)} of "
+              f"{how['seeds_per_program']}, {jobs} at a time: {train_seconds:.1f} s of training, loading TensorFlow "
+              f"and compiling included")
+        from .tf2_seeds import AGREEMENT
+
+        print(AGREEMENT)
     return EXIT_OK
+
+
+def _envelope_tf2(config, seeds, jobs, capped):
+    """Train ``seeds`` with the tf2 engine, printing as it goes; return their losses and how, for envelope.json."""
+    import numpy as np
+
+    from . import tf2_seeds
+    from .tfcompat import import_quiet_tensorflow
+
+    parts, _ = tf2_seeds.chunks(seeds, jobs)
+    print(f"Training {len(seeds)} seeds of the source's defaults with the tf2 engine: {len(parts)} compiled "
+          f"program{'s' * (len(parts) > 1)} of {len(parts[0])} seeds, {jobs} at a time{capped}", flush=True)
+    import_quiet_tensorflow()
+    checked = sorted({seeds[0], seeds[-1]})
+    if tf2_seeds.start_is_faithful(config, checked):
+        start, starting_points = tf2_seeds.drawn_start, f"drawn, checked against the faithful graph on seeds {checked}"
+    else:
+        start, starting_points = tf2_seeds.locked(tf2_seeds.faithful_start), "the faithful graph's, built per seed"
+        print("Starting points: this TensorFlow seeds the cell's kernel otherwise than 2.12 to 2.21 do; each seed's "
+              "are taken from its faithful graph (about 0.1 s a seed)", flush=True)
+
+    def done(chunk, losses):
+        last = losses[:, -config.num_batches:].mean(axis=1)
+        print(f"seeds {chunk[0]}-{chunk[-1]}: last epoch's mean loss: median {np.median(last):.3g}, "
+              f"largest {last.max():.3g}", flush=True)
+
+    all_losses = tf2_seeds.train_seeds(config, seeds, jobs, start, on_chunk=done)
+    return all_losses, {"jobs": jobs, "programs": len(parts), "seeds_per_program": len(parts[0]),
+                        "starting_points": starting_points}
 
 
 def evaluate_parser():

@@ -17,7 +17,7 @@ from .compare import compare
 from .config import Config
 from .failures import MachineError, describe
 from .logs import logged_points
-from .runs import atomic_write, write_csv
+from .runs import atomic_write, write_csv, write_json
 
 WORKER_BYTES = 640 * 2**20  # a worker training a seed of the defaults: peak RSS measured at 635 MB
 
@@ -137,6 +137,25 @@ def reference_inside(reference_points, low, high, config=Config()):
     return sum(low[i] <= p.loss <= high[i] for i, p in zip(at, reference_points))
 
 
+def reference_percentiles(all_losses, reference_points, config=Config()):
+    """Where the 2017 run sits among the seeds: per reference point ``(epoch, step, its loss, percentile)``, the
+    percentile being the percentage of seeds whose loss at that step is below the 2017 run's (ties count half):
+    0 means the 2017 run is below every seed, 100 above every seed."""
+    rows = []
+    for p in reference_points:
+        at = all_losses[:, p.epoch * config.num_batches + p.step]
+        below, ties = np.sum(at < p.loss), np.sum(at == p.loss)
+        rows.append((p.epoch, p.step, p.loss, 100 * (below + ties / 2) / len(at)))
+    return rows
+
+
+def percentile_lines(rows):
+    """The percentiles of ``reference_percentiles``, compactly: a line per epoch, whole numbers."""
+    epochs = sorted({row[0] for row in rows})
+    return [f"  epoch {epoch}: " + " ".join(f"{round(row[3]):>3}" for row in rows if row[0] == epoch)
+            for epoch in epochs]
+
+
 def envelope_figure(seeds, all_losses, matches, reference_points, config=Config()):
     """The band of all seeds, its 10-90 % core, the median, the seeds that do not match, and the 2017 run."""
     from matplotlib.figure import Figure
@@ -179,8 +198,9 @@ def _save_npy(path, array):
         np.save(f, array)  # [seeds, steps] float32, every step of every seed
 
 
-def save(out, seeds, all_losses, reference_points, config=Config()):
-    """Write envelope.csv, seeds.csv, losses.npy and envelope.png into ``out``; return the summary's lines."""
+def save(out, seeds, all_losses, reference_points, config=Config(), record=None):
+    """Write envelope.csv, seeds.csv, losses.npy, reference_percentiles.csv, envelope.png and (given ``record``, a
+    dict: how the envelope was made) envelope.json into ``out``; return the summary's lines."""
     from .plots import save_figure
 
     low, p10, median, p90, high = band(all_losses)
@@ -191,8 +211,13 @@ def save(out, seeds, all_losses, reference_points, config=Config()):
     write_csv(os.path.join(out, "seeds.csv"), "seed,match,widest_epoch_gap_decades,last_epoch_mean_loss",
               ((seed, int(match), f"{gap:.3f}", f"{mean:.4g}") for seed, match, gap, mean, _ in rows))
     atomic_write(os.path.join(out, "losses.npy"), lambda tmp: _save_npy(tmp, all_losses))
+    percentiles = reference_percentiles(all_losses, reference_points, config)
+    write_csv(os.path.join(out, "reference_percentiles.csv"), "epoch,step,loss_2017,percentile_among_seeds",
+              ((epoch, step, loss, f"{percentile:.1f}") for epoch, step, loss, percentile in percentiles))
     figure = envelope_figure(seeds, all_losses, [row[1] for row in rows], reference_points, config)
     save_figure(figure, os.path.join(out, "envelope.png"))
+    if record is not None:
+        write_json(os.path.join(out, "envelope.json"), record)
 
     matching = [row for row in rows if row[1]]
     widest = f" (widest epoch gap among them: {max(r[2] for r in matching):.2f} decades)" if matching else ""
@@ -201,4 +226,8 @@ def save(out, seeds, all_losses, reference_points, config=Config()):
             f"inside [10th, 90th percentile] at {reference_inside(reference_points, p10, p90, config)}.",
             f"{len(matching)} of {len(seeds)} seeds match the 2017 run by compare's criterion{widest}.",
             *(f"  seed {seed}: {summary}" for seed, match, _, _, summary in rows if not match),
-            f"Wrote {out}: envelope.csv, seeds.csv, losses.npy, envelope.png"]
+            f"The 2017 run's percentile among the {len(seeds)} seeds at its logged points (the percentage of seeds "
+            f"below it; 0: below them all):",
+            *percentile_lines(percentiles),
+            f"Wrote {out}: envelope.csv, seeds.csv, losses.npy, reference_percentiles.csv, envelope.png"
+            + (", envelope.json" if record is not None else "")]

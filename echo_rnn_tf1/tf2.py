@@ -55,6 +55,14 @@ def forward(tf, params, batchX, config):
     return tf.reshape(logits, [-1, config.truncated_backprop_length, config.num_classes])
 
 
+def adagrad(tf, params, accumulators, gradients, learning_rate):
+    """TF1's Adagrad update, exactly: ``acc += g * g; var -= lr * g / sqrt(acc)``; returns the new
+    ``(params, accumulators)``."""
+    accumulators = tuple(a + g * g for a, g in zip(accumulators, gradients))
+    params = tuple(p - learning_rate * g * tf.math.rsqrt(a) for p, g, a in zip(params, gradients, accumulators))
+    return params, accumulators
+
+
 class Engine:
     """The TF2 engine for one configuration: the weights, Adagrad's accumulators, and the compiled epoch.
 
@@ -81,10 +89,8 @@ class Engine:
                 logits = forward(tf, dict(zip(self.names, params)), windowsX[i], config)
                 total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                     labels=windowsY[i], logits=logits))
-            gradients = tape.gradient(total_loss, params)
-            accumulators = tuple(a + g * g for a, g in zip(accumulators, gradients))
-            params = tuple(p - config.learning_rate * g * tf.math.rsqrt(a)
-                           for p, g, a in zip(params, gradients, accumulators))
+            params, accumulators = adagrad(tf, params, accumulators, tape.gradient(total_loss, params),
+                                           config.learning_rate)
             losses = losses.write(i, total_loss)
         return params, accumulators, losses.stack()
 

@@ -1,0 +1,246 @@
+"""Many seeds of the TF2 engine side by side in one compiled program: ``envelope --engine tf2``.
+
+The single-seed engine (``tf2.py``) with a seed dimension on every weight, Adagrad accumulator, window and loss,
+put last so that the compiled step works on vectors of seeds: each matrix product of the cell becomes a sum of
+products over those vectors. The loss is each seed's mean, as the source's; the gradient of their sum with
+respect to one seed's weights is that seed's own gradient, so the seeds train side by side, each as it would
+alone, up to float rounding. An epoch of a chunk of seeds is one XLA program call.
+
+Each seed starts exactly where the faithful graph starts for it, without building that graph: the cell's kernel is
+Keras's Glorot-uniform draw, a stateless op whose seed is Python's first ``randint(1, 10**9)`` after
+``random.seed(seed)`` (so on TensorFlow 2.12 to 2.21: checked on 2.12, 2.15, 2.16 and 2.21); ``W2`` is numpy's draw
+after the data; the biases are zeros. ``start_is_faithful`` checks this against ``tf2.faithful_start`` (a
+TensorFlow that seeded the cell otherwise would get the slow, sure path).
+"""
+import math
+import random
+import threading
+
+import numpy as np
+
+from .config import ADAGRAD_INITIAL_ACCUMULATOR
+from .data import generate_data
+from .failures import MachineError
+from .tf2 import adagrad, epoch_windows, faithful_start
+from .tfcompat import import_tensorflow
+
+MAX_CHUNK = 1000  # seeds in one compiled program: an epoch takes 1.4 ms a seed at 1000 (1.8 at 100); memory grows with it
+# Memory of envelope --engine tf2, from the peak RSS of whole commands: 831 MiB at 100 seeds (2 programs of 50),
+# 1057 MiB at 1000 (2 of 500), 1338 MiB at 4000 (4 of 1000, 2 at a time), TensorFlow 2.21:
+PROCESS_BYTES = 850 * 2**20   # TensorFlow, XLA and the compiled programs: 806 MiB once the seeds are taken out
+TRAINING_BYTES = 256 * 2**10  # per seed in a program being trained: 243 to 258 KiB (its windows, as numpy and as a
+                              # tensor, and XLA's working memory)
+KEPT_BYTES = 64 * 2**10       # per seed of the envelope: its 5000 losses (20 KiB) and the summary's float64 copy
+
+
+# How this engine agrees with the faithful one: benchmarks/envelope_engines.py on seeds 0-39, TensorFlow 2.21, its
+# output in docs/envelope_engines.txt
+AGREEMENT = ("Against the faithful engine (seeds 0-39, docs/envelope_engines.txt): the same verdict for all 40 seeds; "
+             "at the 2017 run's points, the band's 10th percentile within 4 % of the faithful one's, its median within "
+             "2.3 %, its 90th percentile within 2.6x (one seed's one-step spike)")
+
+
+def capped_jobs(jobs, seeds, available_memory, usable_cores):
+    """``(jobs, why it is fewer than asked or None)`` for the tf2 engine: compiled programs run at once, one thread
+    each, at most one per usable core (XLA runs a program on one core) and one per seed. Raise MachineError if
+    ``seeds`` do not fit in ``available_memory`` (bytes, or None: unknown)."""
+    limits = [(usable_cores, f"one compiled program per core ({usable_cores} usable)"), (seeds, f"one per seed ({seeds})")]
+    limit, why = min(limits)
+    jobs, why = (jobs, None) if jobs <= limit else (limit, why)
+    if available_memory is not None and memory_needed(seeds, jobs) > available_memory:
+        fit = (available_memory - PROCESS_BYTES) // (TRAINING_BYTES + KEPT_BYTES)  # all of them training at once
+        if fit > jobs * MAX_CHUNK:
+            fit = (available_memory - PROCESS_BYTES - jobs * MAX_CHUNK * TRAINING_BYTES) // KEPT_BYTES
+        raise MachineError(f"--seeds {seeds}: the tf2 engine needs about {memory_needed(seeds, jobs) / 2**30:.3g} GiB "
+                           f"of memory and {available_memory / 2**30:.3g} GiB is available (about {max(0, fit)} seeds fit)")
+    return jobs, why
+
+
+def memory_needed(seeds, jobs):
+    """Bytes an envelope of ``seeds`` seeds needs with the tf2 engine, ``jobs`` programs at once."""
+    return PROCESS_BYTES + min(seeds, jobs * MAX_CHUNK) * TRAINING_BYTES + seeds * KEPT_BYTES
+
+
+def kernel_seed(seed):
+    """The op seed of the cell's kernel initializer in the faithful graph of ``seed``: Keras draws it from
+    Python's ``random``, the first draw after the source's ``random.seed(seed)``."""
+    return random.Random(seed).randint(1, int(1e9))
+
+
+def glorot_limit(fan_in, fan_out):
+    """Keras's Glorot-uniform bound, computed as it does: ``sqrt(3 * scale / fan_avg)``, scale 1."""
+    return math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))
+
+
+def drawn_start(config, seed):
+    """``(initial weights by variable name, inputs_value, targets_value)`` for ``seed``, drawn as the faithful graph
+    draws them but without building it (``tf2.faithful_start`` builds it): the same values, bit for bit."""
+    tf = import_tensorflow()
+    rng = np.random.RandomState(seed)  # what np.random.seed(seed) then the source's draws give
+    inputs_value, targets_value = generate_data(config, rng)
+    W2 = rng.rand(config.state_size, config.num_classes)  # drawn after the data, as build_model does
+    shape = [config.num_classes + config.state_size, config.state_size]  # concat([x_t, h]) @ kernel
+    limit = glorot_limit(*shape)
+    kernel = tf.random.stateless_uniform(shape, seed=[kernel_seed(seed), 0], minval=-limit, maxval=limit)
+    values = {"rnn/basic_rnn_cell/kernel": kernel.numpy(),
+              "rnn/basic_rnn_cell/bias": np.zeros(config.state_size, np.float32),
+              "W2": W2.astype(np.float32),
+              "b2": np.zeros((1, config.num_classes), np.float32)}
+    return values, inputs_value, targets_value
+
+
+def same_start(a, b):
+    """Whether two ``(values, inputs_value, targets_value)`` are the same, bit for bit, names and order included."""
+    (values_a, *data_a), (values_b, *data_b) = a, b
+    return (list(values_a) == list(values_b)
+            and all(values_a[n].dtype == values_b[n].dtype and values_a[n].tobytes() == values_b[n].tobytes()
+                    for n in values_a)
+            and all(np.array_equal(x, y) for x, y in zip(data_a, data_b)))
+
+
+def start_is_faithful(config, seeds):
+    """Whether ``drawn_start`` gives what the faithful graph gives, bit for bit, for each of ``seeds``."""
+    return all(same_start(drawn_start(config, seed), faithful_start(config, seed)) for seed in seeds)
+
+
+def locked(start):
+    """``start`` made safe for threads (``tf2.faithful_start`` seeds Python's and numpy's global random state)."""
+    lock = threading.Lock()
+
+    def locked_start(config, seed):
+        with lock:
+            return start(config, seed)
+    return locked_start
+
+
+def forward(tf, params, batchX, config):
+    """Logits ``[batch, truncated_backprop_length, seeds, num_classes]`` of every seed at once.
+
+    ``params``: kernel ``[num_classes + state_size, state_size, seeds]``, bias ``[state_size, seeds]``, W2
+    ``[state_size, num_classes, seeds]``, b2 ``[1, num_classes, seeds]``; ``batchX``: ``[batch, length, seeds]``."""
+    kernel, bias, W2, b2 = params
+    seeds = batchX.shape[-1]
+    one_hot = tf.one_hot(tf.cast(batchX, tf.int32), config.num_classes, axis=2)  # [batch, length, num_classes, seeds]
+    state = tf.zeros([batchX.shape[0], config.state_size, seeds])            # every window from a zero state
+    outputs = []
+    for t in range(config.truncated_backprop_length):                         # unrolled when traced
+        inputs = tf.concat([one_hot[:, t], state], axis=1)                    # [batch, num_classes + state_size, seeds]
+        state = tf.tanh(tf.reduce_sum(inputs[:, :, None] * kernel, axis=1) + bias)  # [batch, state_size, seeds]
+        outputs.append(state)
+    rnn_outputs = tf.stack(outputs, axis=1)                                   # [batch, length, state_size, seeds]
+    logits = tf.reduce_sum(rnn_outputs[:, :, :, None] * W2, axis=2) + b2      # [batch, length, num_classes, seeds]
+    return tf.transpose(logits, [0, 1, 3, 2])
+
+
+class SeedsEngine:
+    """The compiled epoch of many seeds for one configuration; call ``train`` with their starting points."""
+
+    def __init__(self, config):
+        tf = self.tf = import_tensorflow()
+        self.config = config
+        self._epoch = tf.function(self._epoch_steps, jit_compile=True)  # retraced only for a new number of seeds
+
+    def _epoch_steps(self, params, accumulators, windowsX, windowsY):
+        """Train every seed on its windows in order; return the new state and each step's loss ``[steps, seeds]``."""
+        tf, config = self.tf, self.config
+        num_steps = windowsX.shape[0]
+        losses = tf.TensorArray(tf.float32, size=num_steps)
+        for i in tf.range(num_steps):
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                logits = forward(tf, params, windowsX[i], config)              # [batch, length, seeds, num_classes]
+                total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=tf.cast(windowsY[i], tf.int32), logits=logits), axis=[0, 1])  # [seeds]: each seed's mean
+                summed = tf.reduce_sum(total_loss)  # its gradient for a seed's weights is that seed's own
+            params, accumulators = adagrad(tf, params, accumulators, tape.gradient(summed, params),
+                                           config.learning_rate)
+            losses = losses.write(i, total_loss)
+        return params, accumulators, losses.stack()
+
+    def train(self, seeds, start=drawn_start, stop=None):
+        """Losses ``[len(seeds), num_steps]`` float32 of ``seeds`` trained side by side, each from ``start(config,
+        seed)``; ``stop`` (a ``threading.Event``), once set, ends training between epochs or seeds' starting points
+        (and returns None)."""
+        tf, config, stop = self.tf, self.config, stop or threading.Event()
+        values, windowsX, windowsY = stacked_starts(config, seeds, start, stop)
+        params = tuple(tf.constant(value) for value in values.values())
+        accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in params)
+        windowsX, windowsY = tf.constant(windowsX), tf.constant(windowsY)
+        epochs = []
+        for _ in range(config.num_epochs):
+            if stop.is_set():
+                return None
+            params, accumulators, losses = self._epoch(params, accumulators, windowsX, windowsY)
+            epochs.append(losses.numpy())
+        return np.concatenate(epochs).T.copy()  # [seeds, num_steps]
+
+
+def stacked_starts(config, seeds, start=drawn_start, stop=None):
+    """The starting points of ``seeds``, a seed dimension last: ``(weights by name, windowsX, windowsY)``, the
+    windows ``[num_batches, batch_size, truncated_backprop_length, seeds]``, one byte a bit (a seed's series is
+    drawn as int64: only one is held at a time). Once ``stop`` is set, the rest are left undrawn (2.6 ms a seed)."""
+    shape = (config.num_batches, config.batch_size, config.truncated_backprop_length, len(seeds))
+    windowsX, windowsY = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+    values = {}
+    for k, seed in enumerate(seeds):
+        if stop is not None and stop.is_set():
+            break
+        seed_values, inputs_value, targets_value = start(config, seed)
+        for name, value in seed_values.items():
+            values.setdefault(name, np.empty(value.shape + (len(seeds),), np.float32))[..., k] = value
+        windowsX[..., k] = epoch_windows(inputs_value, config)
+        windowsY[..., k] = epoch_windows(targets_value, config)
+    return values, windowsX, windowsY
+
+
+def chunks(seeds, jobs, max_chunk=MAX_CHUNK):
+    """``seeds`` cut into chunks of one size (the last padded with repeats of its last seed, so that one compiled
+    program serves all), at least ``jobs`` of them, as many as ``max_chunk`` needs; returns ``(chunks, real sizes)``."""
+    count = max(min(jobs, len(seeds)), math.ceil(len(seeds) / max_chunk))
+    size = math.ceil(len(seeds) / count)
+    cut = [list(seeds[i:i + size]) for i in range(0, len(seeds), size)]
+    return [c + [c[-1]] * (size - len(c)) for c in cut], [len(c) for c in cut]
+
+
+def train_seeds(config, seeds, jobs=1, start=drawn_start, on_chunk=None):
+    """Losses of every seed, ``[len(seeds), num_steps]`` float32, trained ``jobs`` chunks at a time, each chunk in a
+    thread of its own calling one compiled program (XLA runs it on one core). ``on_chunk(chunk_seeds, losses)``
+    as each chunk finishes. A failure or a signal (``KeyboardInterrupt``, ``Interrupted``) in this thread stops
+    the other chunks at their next epoch; it is raised once they have stopped."""
+    engine, stop = SeedsEngine(config), threading.Event()
+    parts, sizes = chunks(seeds, jobs)
+    results, errors, lock = {}, [], threading.Lock()
+    waiting = list(range(len(parts)))
+
+    def work():
+        while not stop.is_set():
+            with lock:
+                if not waiting:
+                    return
+                k = waiting.pop(0)
+            try:
+                losses = engine.train(parts[k], start, stop)
+                if losses is not None:
+                    with lock:
+                        results[k] = losses[:sizes[k]]
+                        if on_chunk is not None:
+                            on_chunk(parts[k][:sizes[k]], results[k])
+            except BaseException as e:  # to the calling thread
+                errors.append(e)
+                stop.set()
+                return
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(jobs, len(parts)))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.2)  # a short wait, so that a signal is acted on in this thread at once
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()  # at most the epoch in progress: seconds
+    if errors:
+        raise errors[0]
+    return np.concatenate([results[k] for k in range(len(parts))])
