@@ -16,21 +16,13 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
+from run_phases import timed  # (this folder is on the path of a script run from it)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-
-
-def timed(command):
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed: {result.stderr.strip().splitlines()[-1:]}")
-    return time.perf_counter() - start, result.stdout
 
 
 def loop_seconds(variant):
