@@ -85,6 +85,14 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def full_default_run(tmp_path_factory):
+    """``(run folder, CompletedProcess)`` of ``python -m echo_rnn_tf1 --seed 0``: the source's full 5 epochs, end to
+    end in a process of its own, as a user runs it."""
+    out = tmp_path_factory.mktemp("full") / "run"
+    return out, run_cli("--seed", 0, "--out", out)
+
+
+@pytest.fixture(scope="session")
 def faithful_epoch():
     """``faithful_epoch(seed)``: ``(losses as float32, log lines)`` of ``train(Config(num_epochs=1), seed)``, one
     default epoch of the faithful graph, trained once per session and seed (a seed trains to the same bits every
