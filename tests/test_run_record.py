@@ -1,6 +1,6 @@
 """A run record is never left lying: however a run ends, run.json says how (status, stage, cause), steps_done
 equals the rows of losses.csv, and losses.csv never ends in half a row. Faults that cannot be made for real are
-injected into a fresh process before the command runs."""
+injected: with a signal, into a fresh process before the command runs; otherwise into this one (monkeypatch)."""
 import contextlib
 import errno
 import json
