@@ -65,7 +65,8 @@ def train_in_process(*args):
     return stdout.getvalue()
 
 
-# Trainings shared by tests of several files: each is made once per session (per xdist worker), and read only.
+# Trainings shared by tests of several files: each is made once per session (once per xdist worker that needs it),
+# and read only. Tests sharing a costly fixture carry the same xdist_group mark, which keeps them on one worker.
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):

@@ -94,6 +94,7 @@ def seed_runs(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("seed_runs")
 def test_compare_two_runs_of_one_seed(seed_runs, tmp_path, cli):
     first, again = seed_runs["first"], tmp_path / "again"
     shutil.copytree(seed_runs["again"], again)
@@ -117,6 +118,7 @@ def test_compare_two_runs_of_one_seed(seed_runs, tmp_path, cli):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("seed_runs")
 def test_a_damaged_losses_csv_of_a_same_seed_run_is_one_line(seed_runs, tmp_path, cli):
     first, again = seed_runs["first"], tmp_path / "again"
     shutil.copytree(seed_runs["again"], again)
@@ -129,6 +131,7 @@ def test_a_damaged_losses_csv_of_a_same_seed_run_is_one_line(seed_runs, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("seed_runs")
 def test_no_same_seed_line_for_other_seeds_or_log_files(seed_runs, cli):
     first, other = seed_runs["first"], seed_runs["other"]
     for args in ((first, other), (first, first / "train.log")):
@@ -174,6 +177,7 @@ def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("source_epoch")
 def test_doctor_checks_the_package_against_the_source(cli, source_epoch, monkeypatch):
     # In this process, with the source's epoch already run for test_oracle: doctor --portable below runs the
     # oracle from doctor itself, in a process of its own.

@@ -59,6 +59,7 @@ def short_run():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("notebook")
 def test_short_run_has_no_errors_and_prints_the_source_log(short_run, faithful_epoch):
     assert not [o for c in short_run.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     lines = stdout_lines(short_run)
@@ -67,6 +68,7 @@ def test_short_run_has_no_errors_and_prints_the_source_log(short_run, faithful_e
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("notebook")
 def test_short_run_draws_the_pictures_and_the_verdict(short_run):
     assert images(short_run) == 3  # loss with the 2017 run, predictions, accuracy by position
     lines = stdout_lines(short_run)

@@ -215,6 +215,7 @@ def variant_run(request, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("variant_run")
 def test_each_flag_trains_and_is_recorded(variant_run):
     config, out = variant_run
     info, recorded = load_run(out)
@@ -223,6 +224,7 @@ def test_each_flag_trains_and_is_recorded(variant_run):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("variant_run")
 def test_each_flag_evaluates(variant_run):
     config, out = variant_run
     report = evaluate(out, seed=5)
@@ -231,6 +233,7 @@ def test_each_flag_evaluates(variant_run):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("variant_run")
 def test_each_flag_predicts(variant_run):
     config, out = variant_run
     result = predict(out, BITS)
