@@ -177,7 +177,7 @@ def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("source_epoch")
+@pytest.mark.xdist_group("epochs")
 def test_doctor_checks_the_package_against_the_source(cli, source_epoch, monkeypatch):
     # In this process, with the source's epoch already run for test_oracle: doctor --portable below runs the
     # oracle from doctor itself, in a process of its own.

@@ -63,6 +63,7 @@ def test_gradients_are_not_trivially_zero():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("epochs")  # (with the other tests of conftest's faithful_epoch)
 def test_numpy_training_reproduces_an_epoch_of_the_graph(tf, faithful_epoch):
     v1 = tf.compat.v1
     config = Config(num_epochs=1)

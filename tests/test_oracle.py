@@ -12,7 +12,7 @@ from echo_rnn_tf1.train import train
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("source_epoch")  # with doctor's test, which reads the source's epoch of seed 0 too
+@pytest.mark.xdist_group("epochs")  # on the worker that makes conftest's epochs for test_tf2, doctor, ...
 @pytest.mark.parametrize("seed", [0, 1])
 def test_one_epoch_is_bit_identical_to_the_source(seed, faithful_epoch, source_epoch):
     expected, oracle_stdout = source_epoch(seed)

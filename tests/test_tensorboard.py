@@ -84,7 +84,7 @@ def test_the_tensorboard_command_is_installed():
     assert tensorboard_command(), "the tensorboard command is not installed (requirements.txt installs it)"
 
 
-@pytest.mark.xdist_group("tensorboard")
+@pytest.mark.xdist_group("trained_run")
 def test_scalars_page_serves_every_steps_loss_in_order(server, tf1_run):
     series = get_json(f"{server}/data/plugin/scalars/scalars?run=.&tag=loss")  # [[wall_time, step, value], ...]
     _, _, csv_losses = read_losses(tf1_run / "losses.csv")
@@ -93,7 +93,7 @@ def test_scalars_page_serves_every_steps_loss_in_order(server, tf1_run):
     assert np.array([value for *_, value in series], dtype=np.float32).tobytes() == csv_losses.tobytes()
 
 
-@pytest.mark.xdist_group("tensorboard")
+@pytest.mark.xdist_group("trained_run")
 def test_graphs_page_has_the_tf1_graph(server):
     graph = urllib.request.urlopen(f"{server}/data/plugin/graphs/graph?run=.", timeout=10).read().decode()
     # The cell's variables, dynamic_rnn's while loop, W2 and the optimizer (the source's placeholders are unnamed).

@@ -77,21 +77,21 @@ def epoch_losses(tf2_epochs, faithful_epoch):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tf2_epochs")
+@pytest.mark.xdist_group("epochs")
 def test_same_start_same_first_loss(epoch_losses):
     for faithful, native in epoch_losses.values():
         np.testing.assert_allclose(native[0], faithful[0], rtol=STEP0_RTOL)
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tf2_epochs")
+@pytest.mark.xdist_group("epochs")
 def test_seed_0_follows_the_faithful_graph_step_for_step(epoch_losses):
     faithful, native = epoch_losses[0]
     np.testing.assert_allclose(native, faithful, rtol=SEED0_EPOCH_RTOL)
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tf2_epochs")
+@pytest.mark.xdist_group("epochs")
 def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(epoch_losses):
     # Float rounding differs (XLA fuses the step); while a run escapes the no-memory plateau, the two
     # trajectories can part for a while (seed 3: 1.1 % at one step), then meet again.
@@ -101,7 +101,7 @@ def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(epoch_losses):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tf2_epochs")
+@pytest.mark.xdist_group("epochs")
 def test_a_chaotic_seed_learns_as_much_with_both_engines(epoch_losses):
     faithful, native = (losses[-100:].mean() for losses in epoch_losses[CHAOTIC_SEED])
     assert faithful < LEARNED and native < LEARNED
@@ -118,7 +118,7 @@ def test_faithful_results_unchanged_after_tf2_ran_in_the_same_process():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tf2_epochs")
+@pytest.mark.xdist_group("epochs")
 def test_tf2_log_lines_are_the_sources(tf2_epochs):
     losses, lines = tf2_epochs[0]
     assert lines[0] == "New data, epoch 0" and len(lines) == 11

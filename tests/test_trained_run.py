@@ -8,7 +8,9 @@ from conftest import one_error_line, run_cli
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.train import train
 
-pytestmark = pytest.mark.slow  # every test here trains, or starts TensorFlow in a new process
+# every test here trains, or starts TensorFlow in a new process; on one xdist worker with test_tensorboard, as both
+# read conftest's trained_run
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trained_run")]
 
 # static_rnn against dynamic_rnn, one epoch, on each of 7 emulated machines (oneDNN capped from SSE4.1 to AVX-512,
 # custom operations off; scripts/cross_machine.py), the largest:
@@ -99,6 +101,7 @@ def test_tensorboard_event_file_holds_the_graph_and_every_loss(tf, run_dir):
     assert np.array_equal(np.array([losses[i] for i in range(1000)], dtype=np.float32), csv_losses)
 
 
+@pytest.mark.xdist_group("epochs")  # (with the other tests of conftest's faithful_epoch)
 @pytest.mark.parametrize("seed", [0, 2, 5])
 def test_unroll_is_the_same_math_as_the_default(seed, faithful_epoch):
     config = Config(num_epochs=1)
