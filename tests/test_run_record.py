@@ -216,8 +216,9 @@ def test_a_signal_before_training_is_recorded(tmp_path, signum):
     with started("--num-epochs", 1000, "--seed", 0, "--out", out) as process:
         wait_until(grown(out / "run.json", 1), process)  # written before TensorFlow loads
         process.send_signal(signum)
-        process.communicate(timeout=120)
-    assert process.returncode == 128 + signum
+        stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum and "Traceback" not in stderr
     info = record(out)
     assert info["status"] == "interrupted" and info["steps_done"] == 0
     assert info["cause"] == f"{signal.Signals(signum).name} during the start, after 0 steps"
+    assert stdout.splitlines()[-2].startswith(f"Run folder {out}: ") and "Step " not in stdout
