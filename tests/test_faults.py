@@ -211,4 +211,3 @@ def test_the_largest_seed_works_end_to_end(tmp_path, cli):
     result = cli(*TINY_RUN, "--seed", 2**32 - 1, "--out", out)
     assert result.returncode == 0, result.stderr
     assert (out / "predictions.png").exists()  # its held-out batch wraps to seed 0
-
