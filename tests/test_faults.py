@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_RUN, started
+from conftest import ROOT, TINY_RUN, run_cli, started
 from echo_rnn_tf1.config import Config, ConfigError
 from echo_rnn_tf1.runs import RunError, load_run, read_losses, write_json
 
@@ -48,6 +48,14 @@ def test_validation_runs_before_tensorflow_is_imported():
             "print(main(['--echo-step', '99']), 'tensorflow' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "2 False"
+
+
+def test_a_bad_value_is_all_a_real_process_says(tmp_path):
+    # (the cases above run in this process: here a real one's whole output, nothing before or after the line)
+    result = run_cli("--batch-size", "five", "--out", tmp_path / "run")
+    assert result.returncode == 2 and result.stdout == "" and not (tmp_path / "run").exists()
+    assert result.stderr == ("echo_rnn_tf1: error: python -m echo_rnn_tf1: argument --batch-size: invalid int value: "
+                             "'five'\n")
 
 
 def test_config_from_dict_refuses_unknown_keys():
