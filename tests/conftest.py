@@ -1,10 +1,13 @@
+import collections
 import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -29,6 +32,103 @@ def run_patched(patch, *args, timeout=600):
     env = dict(os.environ, PYTHONPATH=ROOT)
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+CliResult = collections.namedtuple("CliResult", ["returncode", "stdout", "stderr"])
+
+
+@pytest.fixture
+def cli(capfd):
+    """``cli(*ARGS)``: ``echo_rnn_tf1.cli.main(ARGS)`` in this process, its output captured, as a CliResult.
+
+    For tests of what a command writes, says and returns; ``run_cli`` starts a fresh interpreter (and TensorFlow
+    in it, ~3 s) for tests of the process itself: signals, start-up noise, what is imported."""
+    from echo_rnn_tf1.cli import main
+
+    def run(*args):
+        capfd.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capfd.readouterr()
+        return CliResult(code, out, err)
+
+    return run
+
+
+def train_in_process(*args):
+    """``main(ARGS)`` in this process for a fixture's run, which must finish (exit 0); returns its stdout."""
+    from echo_rnn_tf1.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main([str(a) for a in args])
+    assert code == 0, stderr.getvalue()
+    return stdout.getvalue()
+
+
+# Trainings shared by tests of several files: each is made once per session (once per xdist worker that needs it),
+# and read only. Tests sharing a costly fixture carry the same xdist_group mark, which keeps them on one worker.
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished run folder of TINY_RUN with seed 0 (10 steps: nothing learned yet)."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    train_in_process(*TINY_RUN, "--seed", 0, "--out", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A finished run folder of one default epoch with seed 0 and --tensorboard: it learns the echo (last loss
+    7.6e-4)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    train_in_process("--num-epochs", 1, "--seed", 0, "--out", out, "--tensorboard")
+    return out
+
+
+@pytest.fixture(scope="session")
+def full_default_run(tmp_path_factory):
+    """``(run folder, CompletedProcess)`` of ``python -m echo_rnn_tf1 --seed 0``: the source's full 5 epochs, end to
+    end in a process of its own, as a user runs it."""
+    out = tmp_path_factory.mktemp("full") / "run"
+    return out, run_cli("--seed", 0, "--out", out)
+
+
+@pytest.fixture(scope="session")
+def faithful_epoch():
+    """``faithful_epoch(seed)``: ``(losses as float32, log lines)`` of ``train(Config(num_epochs=1), seed)``, one
+    default epoch of the faithful graph, trained once per session and seed (a seed trains to the same bits every
+    time in one process: test_oracle)."""
+    from echo_rnn_tf1.config import Config
+    from echo_rnn_tf1.train import train
+
+    made = {}
+
+    def get(seed):
+        if seed not in made:
+            lines = []
+            losses = np.array(train(Config(num_epochs=1), seed, log=lines.append), dtype=np.float32)
+            losses.setflags(write=False)
+            made[seed] = losses, tuple(lines)
+        return made[seed]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def source_epoch():
+    """``source_epoch(seed)``: ``(losses, stdout)`` of one epoch of the source's own code (the oracle, a process of
+    its own), run once per session and seed."""
+    from echo_rnn_tf1.oracle import source_losses
+
+    made = {}
+
+    def get(seed):
+        if seed not in made:
+            made[seed] = source_losses(seed, 1, env=dict(os.environ, PYTHONPATH=ROOT))
+            made[seed][0].setflags(write=False)
+        return made[seed]
+
+    return get
 
 
 @contextlib.contextmanager

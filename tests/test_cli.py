@@ -1,4 +1,5 @@
-"""The command line end to end, in fresh processes, as a user runs it."""
+"""The command line end to end: in fresh processes, as a user runs it, or in this one where the process is not
+what is tested."""
 import json
 import subprocess
 import sys
@@ -45,18 +46,19 @@ def test_short_run_writes_every_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_without_seed_records_one_that_replays(tmp_path):
+def test_run_without_seed_records_one_that_replays(tmp_path, cli):
     first, again = tmp_path / "first", tmp_path / "again"
-    assert run_cli("--num-epochs", 1, "--total-series-length", 1000, "--out", first).returncode == 0
+    assert cli("--num-epochs", 1, "--total-series-length", 1000, "--out", first).returncode == 0
     seed = json.loads((first / "run.json").read_text())["seed"]
     assert isinstance(seed, int)
-    assert run_cli("--num-epochs", 1, "--total-series-length", 1000, "--seed", seed, "--out", again).returncode == 0
+    assert cli("--num-epochs", 1, "--total-series-length", 1000, "--seed", seed, "--out", again).returncode == 0
     assert (first / "losses.csv").read_text() == (again / "losses.csv").read_text()
 
 
 @pytest.mark.slow
-def test_default_out_is_a_new_folder_under_runs(tmp_path):
-    result = run_cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 5, cwd=tmp_path)
+def test_default_out_is_a_new_folder_under_runs(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 5)
     assert result.returncode == 0, result.stderr
     (folder,) = (tmp_path / "runs").iterdir()
     assert folder.name.endswith("-seed5") and (folder / "run.json").exists()

@@ -169,8 +169,8 @@ def test_table_shows_every_point_and_epoch_medians():
     assert table[11].endswith("(not judged)") and table[-1].endswith("FAIL")
 
 
-def test_cli_exit_codes(tmp_path):
-    # 0: the pasted 2017 text reproduces the reference (it is the reference).
+def test_cli_exit_codes(tmp_path, cli):
+    # 0: the pasted 2017 text reproduces the reference (it is the reference); end to end, in a process of its own.
     result = run_cli("compare", PASTED_2017)
     assert result.returncode == 0 and result.stdout.splitlines()[-1].startswith("MATCH: ")
     assert len(result.stdout.splitlines()) == 1 + 50 + 5 + 1
@@ -179,16 +179,16 @@ def test_cli_exit_codes(tmp_path):
     folder.mkdir()
     (folder / "train.log").write_text(make_log(np.full(50, 0.69)))
     for target in (folder, folder / "train.log"):
-        result = run_cli("compare", target)
+        result = cli("compare", target)
         assert result.returncode == 1 and result.stdout.splitlines()[-1].startswith("NO MATCH: ")
     # ... and against a reference given explicitly: a log matches itself.
-    assert run_cli("compare", folder, folder / "train.log").returncode == 0
+    assert cli("compare", folder, folder / "train.log").returncode == 0
     # 2: missing, empty, malformed, a folder that is not a run.
     (tmp_path / "empty.log").write_text("")
     (tmp_path / "bad.log").write_text("New data, epoch 0\nStep 0 Batch loss ?\n")
     for target, says in [(tmp_path / "nope.log", "cannot read"), (tmp_path / "empty.log", "no loss lines"),
                          (tmp_path / "bad.log", "bad.log, line 2: loss '?' is not a number"),
                          (tmp_path, "cannot read")]:
-        result = run_cli("compare", target)
+        result = cli("compare", target)
         assert result.returncode == 2 and result.stdout == "", result.stderr
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

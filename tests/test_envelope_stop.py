@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import one_error_line, run_cli, started, wait_until
+from conftest import one_error_line, started, wait_until
 from echo_rnn_tf1 import envelope
 from echo_rnn_tf1.failures import MachineError
 
@@ -23,10 +23,10 @@ def test_jobs_are_capped_at_the_cores_the_seeds_and_the_memory(monkeypatch):
 
 
 @pytest.mark.parametrize("files", [["seeds.csv"], ["losses.npy", "notes.txt"], ["envelope.csv"]])
-def test_envelope_never_writes_into_a_folder_holding_files(tmp_path, files):
+def test_envelope_never_writes_into_a_folder_holding_files(tmp_path, cli, files):
     for name in files:
         (tmp_path / name).write_text("someone's")
-    result = run_cli("envelope", "--seeds", 1, "--out", tmp_path)
+    result = cli("envelope", "--seeds", 1, "--out", tmp_path)
     assert result.returncode == 2 and "--out" in one_error_line(result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)
     assert all((tmp_path / name).read_text() == "someone's" for name in files)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY_RUN, one_error_line, run_cli, started
+from conftest import ROOT, TINY_RUN, one_error_line, started
 from echo_rnn_tf1 import cli
 from echo_rnn_tf1.failures import TRACEBACK_VARIABLE, Interrupted, MachineError
 
@@ -99,13 +99,6 @@ def test_training_into_a_closed_pipe_trains_to_the_end(tmp_path):
     assert info["status"] == "finished" and info["steps_done"] == 10
     assert (out / "model.ckpt-10.index").exists() and (out / "predictions.png").exists()
     assert (out / "train.log").read_text().startswith("New data, epoch 0\nStep 0 Batch loss ")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    assert run_cli(*TINY_RUN, "--seed", 0, "--out", out).returncode == 0
-    return out
 
 
 @pytest.mark.slow

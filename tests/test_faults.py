@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_RUN, run_cli
+from conftest import ROOT, TINY_RUN, run_cli, started
 from echo_rnn_tf1.config import Config, ConfigError
 from echo_rnn_tf1.runs import RunError, load_run, read_losses, write_json
 
@@ -32,9 +32,9 @@ from echo_rnn_tf1.runs import RunError, load_run, read_losses, write_json
     ("--learning-rate", "fast", "invalid float value: 'fast'"),
     ("--no-such-flag", 1, "unrecognized arguments"),
 ])
-def test_bad_values_are_refused_in_one_line_before_anything_is_written(tmp_path, flag, value, rule):
+def test_bad_values_are_refused_in_one_line_before_anything_is_written(tmp_path, cli, flag, value, rule):
     out = tmp_path / "run"
-    result = run_cli(flag, value, "--out", out)
+    result = cli(flag, value, "--out", out)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -50,40 +50,48 @@ def test_validation_runs_before_tensorflow_is_imported():
     assert result.stdout.strip() == "2 False"
 
 
+def test_a_bad_value_is_all_a_real_process_says(tmp_path):
+    # (the cases above run in this process: here a real one's whole output, nothing before or after the line)
+    result = run_cli("--batch-size", "five", "--out", tmp_path / "run")
+    assert result.returncode == 2 and result.stdout == "" and not (tmp_path / "run").exists()
+    assert result.stderr == ("echo_rnn_tf1: error: python -m echo_rnn_tf1: argument --batch-size: invalid int value: "
+                             "'five'\n")
+
+
 def test_config_from_dict_refuses_unknown_keys():
     with pytest.raises(ConfigError, match="unknown hyperparameter"):
         Config.from_dict({"num_epochs": 1, "hidden": 4})
 
 
 @pytest.mark.slow
-def test_existing_run_is_refused_and_left_untouched(tmp_path):
+def test_existing_run_is_refused_and_left_untouched(tmp_path, cli):
     out = tmp_path / "run"
-    assert run_cli(*TINY_RUN, "--seed", 1, "--out", out).returncode == 0
+    assert cli(*TINY_RUN, "--seed", 1, "--out", out).returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    result = run_cli(*TINY_RUN, "--seed", 2, "--out", out)
+    result = cli(*TINY_RUN, "--seed", 2, "--out", out)
     assert result.returncode == 2 and "exists and is not empty" in result.stderr and "--force" in result.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     # --force overwrites the run's files (and keeps files that are not the run's).
     (out / "notes.txt").write_text("mine")
-    assert run_cli(*TINY_RUN, "--seed", 2, "--out", out, "--force").returncode == 0
+    assert cli(*TINY_RUN, "--seed", 2, "--out", out, "--force").returncode == 0
     assert json.loads((out / "run.json").read_text())["seed"] == 2
     assert (out / "notes.txt").read_text() == "mine"
 
 
-def test_unwritable_out_is_refused_before_training(tmp_path):
+def test_unwritable_out_is_refused_before_training(tmp_path, cli):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    result = run_cli(*TINY_RUN, "--out", blocker / "run")
+    result = cli(*TINY_RUN, "--out", blocker / "run")
     assert result.returncode == 2 and "cannot write there" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "New data" not in result.stdout
 
 
 @pytest.mark.slow
-def test_divergence_stops_at_once_and_keeps_the_record(tmp_path):
+def test_divergence_stops_at_once_and_keeps_the_record(tmp_path, cli):
     # 1e38 (the largest float32 is 3.4e38) sends the loss to inf at step 1. For the record: 1e30 does not
     # diverge in this sense; the loss climbs to ~1e29 but stays finite, and the run finishes.
     out = tmp_path / "run"
-    result = run_cli(*TINY_RUN, "--learning-rate", "1e38", "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN, "--learning-rate", "1e38", "--seed", 0, "--out", out)
     assert result.returncode == 1
     _, batches, losses = read_losses(out / "losses.csv")
     assert np.isfinite(losses[:-1]).all() and np.isinf(losses[-1])    # stopped at the first non-finite step
@@ -97,11 +105,9 @@ def test_divergence_stops_at_once_and_keeps_the_record(tmp_path):
 
 
 def _start_long_run(out, *flags):
-    """A run far longer than any test waits for (flags given later win over the defaults here)."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.Popen([sys.executable, "-m", "echo_rnn_tf1", "--num-epochs", "1000", "--seed", "0",
-                             "--out", str(out), *flags],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """A run far longer than any test waits for (flags given later win over the defaults here), in a process
+    group that is killed on the way out of the ``with``."""
+    return started("--num-epochs", "1000", "--seed", "0", "--out", out, *flags)
 
 
 def _wait_for_rows(path, rows, timeout=120):
@@ -117,10 +123,10 @@ def _wait_for_rows(path, rows, timeout=120):
 @pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, signum, exit_code):
     out = tmp_path / "run"
-    process = _start_long_run(out)
-    _wait_for_rows(out / "losses.csv", 1500)
-    process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=120)
+    with _start_long_run(out) as process:
+        _wait_for_rows(out / "losses.csv", 1500)
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == exit_code, stderr
     assert "Traceback" not in stderr and f"{signal.Signals(signum).name} received" in stderr
     info = json.loads((out / "run.json").read_text())
@@ -135,10 +141,10 @@ def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, signum, exit_co
 @pytest.mark.slow
 def test_killed_run_keeps_every_row_it_wrote(tmp_path):
     out = tmp_path / "run"
-    process = _start_long_run(out)
-    _wait_for_rows(out / "losses.csv", 500)
-    process.kill()  # SIGKILL: no handler runs
-    process.communicate(timeout=60)
+    with _start_long_run(out) as process:
+        _wait_for_rows(out / "losses.csv", 500)
+        process.kill()  # SIGKILL: no handler runs
+        process.communicate(timeout=60)
     lines = (out / "losses.csv").read_text().splitlines()
     epochs, batches, _ = read_losses(out / "losses.csv")
     assert len(lines) - 1 == len(batches) >= 500                   # every line whole, none torn
@@ -180,10 +186,10 @@ def test_nothing_reads_with_pickle_or_eval():
 @pytest.mark.slow
 def test_tf2_stops_at_the_end_of_the_epoch_a_signal_arrives_in(tmp_path):
     out = tmp_path / "run"
-    process = _start_long_run(out, "--engine", "tf2", "--num-epochs", "5000")
-    _wait_for_rows(out / "losses.csv", 2500)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    with _start_long_run(out, "--engine", "tf2", "--num-epochs", "5000") as process:
+        _wait_for_rows(out / "losses.csv", 2500)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     info = json.loads((out / "run.json").read_text())
     _, _, losses = read_losses(out / "losses.csv")
@@ -200,30 +206,16 @@ def test_tf2_stops_at_the_end_of_the_epoch_a_signal_arrives_in(tmp_path):
     (["envelope", "--seeds", "0"], "--seeds 0: must be a positive integer"),
     (["evaluate", "somewhere", "--seed", "-3"], "argument --seed: invalid seed -3"),
 ])
-def test_seeds_numpy_cannot_take_are_refused(tmp_path, args, says):
-    result = run_cli(*args, cwd=tmp_path)
+def test_seeds_numpy_cannot_take_are_refused(tmp_path, cli, monkeypatch, args, says):
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args)
     assert result.returncode == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 @pytest.mark.slow
-def test_the_largest_seed_works_end_to_end(tmp_path):
+def test_the_largest_seed_works_end_to_end(tmp_path, cli):
     out = tmp_path / "run"
-    result = run_cli(*TINY_RUN, "--seed", 2**32 - 1, "--out", out)
+    result = cli(*TINY_RUN, "--seed", 2**32 - 1, "--out", out)
     assert result.returncode == 0, result.stderr
     assert (out / "predictions.png").exists()  # its held-out batch wraps to seed 0
-
-
-@pytest.mark.slow
-def test_signal_while_tensorflow_loads_leaves_an_empty_but_consistent_record(tmp_path):
-    out = tmp_path / "run"
-    process = _start_long_run(out)
-    deadline = time.monotonic() + 60
-    while not (out / "run.json").exists() and time.monotonic() < deadline:  # written before TensorFlow loads
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130 and "Traceback" not in stderr
-    info = json.loads((out / "run.json").read_text())
-    assert info["status"] == "interrupted" and info["steps_done"] == len(read_losses(out / "losses.csv")[2])
-    assert stdout.splitlines()[-2].startswith(f"Run folder {out}: ") and "Step " not in stdout

@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from conftest import ROOT, one_error_line, run_cli
+from conftest import ROOT, one_error_line
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.data import generate_data
 from echo_rnn_tf1.limits import SERIES_BYTES, memory_available, memory_needed
@@ -44,11 +44,11 @@ def test_the_memory_estimate_of_the_series_is_not_above_what_it_takes():
     assert SERIES_BYTES * config.total_series_length <= peak
 
 
-def test_an_out_name_too_long_for_the_file_system_is_refused(tmp_path):
+def test_an_out_name_too_long_for_the_file_system_is_refused(tmp_path, cli):
     for out, says in [(tmp_path / ("n" * 300), "a name in it has 300 bytes; the file system allows 255"),
                       (tmp_path.joinpath(*["d" * 250] * 16), "with the run's files inside (up to 200 more) it would "
                                                              "pass the file system's 4096")]:
-        result = run_cli("--num-epochs", 1, "--out", out)
+        result = cli("--num-epochs", 1, "--out", out)
         assert result.returncode == 2 and says in one_error_line(result.stderr)
     assert list(tmp_path.iterdir()) == []
 
@@ -97,8 +97,8 @@ def _png_size(path):
 
 
 @pytest.mark.slow
-def test_a_wide_batch_draws_a_bounded_picture(tmp_path):
+def test_a_wide_batch_draws_a_bounded_picture(tmp_path, cli):
     out = tmp_path / "run"
-    result = run_cli("--batch-size", 500, "--total-series-length", 20000, "--num-epochs", 1, "--seed", 0, "--out", out)
+    result = cli("--batch-size", 500, "--total-series-length", 20000, "--num-epochs", 1, "--seed", 0, "--out", out)
     assert result.returncode == 0, result.stderr
     assert _png_size(out / "predictions.png")[1] < 900  # 5 rows at 110 dpi (500 rows were 71,500 px)

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
-from echo_rnn_tf1 import machine, portable
+from conftest import run_cli, train_in_process
+from echo_rnn_tf1 import machine, oracle, portable
 from echo_rnn_tf1.compare import first_difference, identity_line
 from echo_rnn_tf1.doctor import check_shipped, onednn_says
 
@@ -51,7 +51,7 @@ ONEDNN_WORDS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cap", ["SSE41", "AVX2"])
+@pytest.mark.parametrize("cap", ["AVX2"])  # (SSE41: doctor --portable's report, below)
 def test_the_recorded_level_is_the_one_onednn_reports(cap, monkeypatch):
     # The level in run.json is worked out from the CPU's flags; oneDNN itself says which it uses when verbose.
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
@@ -60,10 +60,9 @@ def test_the_recorded_level_is_the_one_onednn_reports(cap, monkeypatch):
 
 
 @pytest.mark.slow
-def test_run_json_records_the_machine(tmp_path):
-    out = tmp_path / "run"
+def test_run_json_records_the_machine(tiny_run):
+    out = tiny_run
     env_cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    assert run_cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 0, "--out", out).returncode == 0
     recorded = json.loads((out / "run.json").read_text())["machine"]
     model, flags = machine.cpu_info()
     assert recorded["cpu"] == model and recorded["cores"] >= 1 and isinstance(recorded["cuda_build"], bool)
@@ -84,12 +83,22 @@ def test_first_difference_by_hand():
     assert identity_line(nan, nan.copy(), 2) == "bit-identical (2 losses)"  # a diverged step equals itself
 
 
+@pytest.fixture(scope="module")
+def seed_runs(tmp_path_factory):
+    """``{name: run folder}``: "first" and "again" of seed 4, "other" of seed 5; 20 steps each. Read only."""
+    folder, runs = tmp_path_factory.mktemp("seeds"), {}
+    for name, seed in (("first", 4), ("again", 4), ("other", 5)):
+        runs[name] = folder / name
+        train_in_process("--num-epochs", 1, "--total-series-length", 1000, "--seed", seed, "--out", runs[name])
+    return runs
+
+
 @pytest.mark.slow
-def test_compare_two_runs_of_one_seed(tmp_path):
-    first, again = tmp_path / "first", tmp_path / "again"
-    for out in (first, again):
-        assert run_cli("--num-epochs", 1, "--total-series-length", 1000, "--seed", 4, "--out", out).returncode == 0
-    result = run_cli("compare", first, again)
+@pytest.mark.xdist_group("seed_runs")
+def test_compare_two_runs_of_one_seed(seed_runs, tmp_path, cli):
+    first, again = seed_runs["first"], tmp_path / "again"
+    shutil.copytree(seed_runs["again"], again)
+    result = cli("compare", first, again)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     same = [line for line in lines if line.startswith("same seed")]
@@ -102,32 +111,31 @@ def test_compare_two_runs_of_one_seed(tmp_path):
     epoch, batch, loss = csv[14].split(",")
     csv[14] = f"{epoch},{batch},{np.float32(float(loss) * 1.5)!s}"
     (again / "losses.csv").write_text("\n".join(csv) + "\n")
-    result = run_cli("compare", first, again)
+    result = cli("compare", first, again)
     assert result.returncode == 0
     assert "same seed (4) and hyperparameters: first differs at epoch 0 step 13; largest relative difference 0.333" \
         in result.stdout
 
 
 @pytest.mark.slow
-@pytest.mark.slow
-def test_a_damaged_losses_csv_of_a_same_seed_run_is_one_line(tmp_path):
-    first, again = tmp_path / "first", tmp_path / "again"
-    for out in (first, again):
-        assert run_cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 4, "--out", out).returncode == 0
+@pytest.mark.xdist_group("seed_runs")
+def test_a_damaged_losses_csv_of_a_same_seed_run_is_one_line(seed_runs, tmp_path, cli):
+    first, again = seed_runs["first"], tmp_path / "again"
+    shutil.copytree(seed_runs["again"], again)
     with open(again / "losses.csv", "a") as f:
         f.write("0,not a row\n")
-    result = run_cli("compare", first, again)
+    result = cli("compare", first, again)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == f"echo_rnn_tf1: error: {again / 'losses.csv'}: unreadable (not enough values to " \
                                     f"unpack (expected 3, got 2))"
 
 
-def test_no_same_seed_line_for_other_seeds_or_log_files(tmp_path):
-    first, other = tmp_path / "first", tmp_path / "other"
-    for out, seed in ((first, 4), (other, 5)):
-        assert run_cli("--num-epochs", 1, "--total-series-length", 1000, "--seed", seed, "--out", out).returncode == 0
+@pytest.mark.slow
+@pytest.mark.xdist_group("seed_runs")
+def test_no_same_seed_line_for_other_seeds_or_log_files(seed_runs, cli):
+    first, other = seed_runs["first"], seed_runs["other"]
     for args in ((first, other), (first, first / "train.log")):
-        result = run_cli("compare", *args)
+        result = cli("compare", *args)
         assert result.returncode == 0 and "same seed" not in result.stdout
 
 
@@ -169,8 +177,16 @@ def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path):
 
 
 @pytest.mark.slow
-def test_doctor_checks_the_package_against_the_source():
-    result = run_cli("doctor")
+@pytest.mark.xdist_group("epochs")
+def test_doctor_checks_the_package_against_the_source(cli, source_epoch, monkeypatch):
+    # In this process, with the source's epoch already run for test_oracle: doctor --portable below runs the
+    # oracle from doctor itself, in a process of its own.
+    def source_losses(seed, num_epochs):
+        assert num_epochs == 1
+        return source_epoch(seed)
+
+    monkeypatch.setattr(oracle, "source_losses", source_losses)
+    result = cli("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("environment: python ") and "tensorflow 2." in lines[0]
@@ -193,3 +209,8 @@ def test_doctor_portable_reports_every_seed():
     assert reproduces == all(line.endswith("the shipped bits") for line in seeds)
     assert result.returncode == (0 if reproduces else 1), result.stderr
     assert "portable settings: on (TF_ENABLE_ONEDNN_OPTS=0 ONEDNN_MAX_CPU_ISA=SSE41)" in lines
+    # the level recorded under the cap at SSE41 is the one oneDNN itself reports
+    (machine_line,) = [line for line in lines if line.startswith("machine: ")]
+    assert ", oneDNN SSE41 (" in machine_line and f"oneDNN says: {ONEDNN_WORDS['SSE41']}" in lines
+    # the source's own loop runs under the same settings: bit-identical on any machine
+    assert "the package against the source's own loop (seed 0, one epoch): bit-identical (1000 losses)" in lines

@@ -12,7 +12,6 @@ from conftest import ROOT
 from echo_rnn_tf1.compare import compare
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.logs import parse_log, read_reference
-from echo_rnn_tf1.train import train
 
 NOTEBOOK = os.path.join(ROOT, "notebooks", "echo_rnn_tf1.ipynb")
 REFERENCE = parse_log(read_reference(), "2017 log")
@@ -60,15 +59,16 @@ def short_run():
 
 
 @pytest.mark.slow
-def test_short_run_has_no_errors_and_prints_the_source_log(short_run):
+@pytest.mark.xdist_group("notebook")
+def test_short_run_has_no_errors_and_prints_the_source_log(short_run, faithful_epoch):
     assert not [o for c in short_run.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     lines = stdout_lines(short_run)
-    expected = []
-    train(Config(num_epochs=1), 3, log=expected.append)
-    assert log_lines(lines) == expected  # the notebook's log is the package's, to the character
+    _, expected = faithful_epoch(3)  # the log of train(Config(num_epochs=1), 3)
+    assert log_lines(lines) == list(expected)  # the notebook's log is the package's, to the character
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("notebook")
 def test_short_run_draws_the_pictures_and_the_verdict(short_run):
     assert images(short_run) == 3  # loss with the 2017 run, predictions, accuracy by position
     lines = stdout_lines(short_run)
@@ -123,7 +123,8 @@ def test_committed_outputs_hold_no_tensorflow_start_up_noise():
 
 
 @pytest.mark.slow
-def test_committed_outputs_are_a_full_run_of_this_code():
+@pytest.mark.xdist_group("full_default_run")
+def test_committed_outputs_are_a_full_run_of_this_code(full_default_run):
     # The outputs were committed from one machine; this one may round differently (docs/machines.md): the same
     # 55 lines, each loss within the spread measured across machines, and the same verdict.
     nb = read_notebook()
@@ -131,8 +132,10 @@ def test_committed_outputs_are_a_full_run_of_this_code():
     assert counts == list(range(1, len(counts) + 1))  # run top to bottom, once
     params = parameters(nb)
     assert params["num_epochs"] == Config().num_epochs  # the committed notebook is the full 5 epochs
-    expected = []
-    train(Config(num_epochs=params["num_epochs"]), params["seed"], log=expected.append)
+    assert params["seed"] == 0  # ... of seed 0, which the CLI trains here (test_full_run) with the package's code
+    out, result = full_default_run
+    assert result.returncode == 0, result.stderr
+    expected = (out / "train.log").read_text().splitlines()
     lines = stdout_lines(nb)
     committed = parse_log("\n".join(log_lines(lines)))
     fresh = parse_log("\n".join(expected))

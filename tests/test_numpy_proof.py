@@ -5,7 +5,7 @@ import pytest
 from echo_rnn_tf1 import numpy_ref
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.model import build_model, trained_variables
-from echo_rnn_tf1.train import prepare, run_training
+from echo_rnn_tf1.train import prepare
 
 # Measured over 20 random draws (weights N(0, 1), random bits), numpy in float64 against the float32 graph:
 LOGITS_ATOL = 1e-5     # largest difference seen: 1.8e-6
@@ -63,14 +63,15 @@ def test_gradients_are_not_trivially_zero():
 
 
 @pytest.mark.slow
-def test_numpy_training_reproduces_an_epoch_of_the_graph(tf):
+@pytest.mark.xdist_group("epochs")  # (with the other tests of conftest's faithful_epoch)
+def test_numpy_training_reproduces_an_epoch_of_the_graph(tf, faithful_epoch):
     v1 = tf.compat.v1
     config = Config(num_epochs=1)
     graph, model, inputs_value, targets_value = prepare(config, seed=0)
     with v1.Session(graph=graph) as sess:
         sess.run(v1.global_variables_initializer())
         params = {name: value.astype(np.float64) for name, value in sess.run(trained_variables(graph)).items()}
-        graph_losses = run_training(sess, model, inputs_value, targets_value, config, log=lambda line: None)
+    graph_losses, _ = faithful_epoch(0)  # the graph trained from these weights on this data: train(config, 0)
 
     accumulators = numpy_ref.adagrad_accumulators(params)
     length = config.truncated_backprop_length

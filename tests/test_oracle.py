@@ -4,23 +4,19 @@ The oracle (echo_rnn_tf1/source_2017.py) is the 2017 notebook ported only as far
 process of its own with eager execution off, as a TF1 port would be. The package builds its graph in a private
 tf.Graph() with eager execution on. Every loss must be equal: no tolerance.
 """
-import os
-
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from echo_rnn_tf1.config import Config
-from echo_rnn_tf1.oracle import source_losses
 from echo_rnn_tf1.train import train
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("epochs")  # on the worker that makes conftest's epochs for test_tf2, doctor, ...
 @pytest.mark.parametrize("seed", [0, 1])
-def test_one_epoch_is_bit_identical_to_the_source(seed):
-    expected, oracle_stdout = source_losses(seed, 1, env=dict(os.environ, PYTHONPATH=ROOT))
-    lines = []
-    got = np.array(train(Config(num_epochs=1), seed, log=lines.append), dtype=np.float32)
+def test_one_epoch_is_bit_identical_to_the_source(seed, faithful_epoch, source_epoch):
+    expected, oracle_stdout = source_epoch(seed)
+    got, lines = faithful_epoch(seed)  # train(Config(num_epochs=1), seed), as float32
     assert got.shape == expected.shape == (1000,)
     assert got.tobytes() == expected.tobytes()
     # The log lines are the source's own print() output, character for character.

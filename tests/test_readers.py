@@ -5,8 +5,6 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
-import sys
 import tracemalloc
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, one_error_line, run_cli
+from conftest import one_error_line
 from echo_rnn_tf1.compare import compare, format_table
 from echo_rnn_tf1.config import Config, ConfigError
 from echo_rnn_tf1.logs import LogError, parse_log, read_log, read_reference
@@ -33,18 +31,17 @@ def make_log(losses, steps_per_epoch=10):
     return "\n".join(lines) + "\n"
 
 
-def test_a_fifo_or_a_device_is_refused_at_once(tmp_path):
+def test_a_fifo_or_a_device_is_refused_at_once(tmp_path, cli):
     fifo = tmp_path / "log"
     os.mkfifo(fifo)
     for path in (fifo, "/dev/zero"):
         with pytest.raises(LogError, match="not a regular file"):
             read_log(path)
-    result = subprocess.run([sys.executable, "-m", "echo_rnn_tf1", "compare", str(fifo)], cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=60)
+    result = cli("compare", fifo)
     assert result.returncode == 2 and "log: not a regular file" in one_error_line(result.stderr)
 
 
-def test_run_json_that_is_not_a_regular_file_or_nested_too_deep_is_one_line(tmp_path):
+def test_run_json_that_is_not_a_regular_file_or_nested_too_deep_is_one_line(tmp_path, cli):
     fifo_run, deep_run = tmp_path / "fifo", tmp_path / "deep"
     fifo_run.mkdir()
     os.mkfifo(fifo_run / "run.json")
@@ -54,7 +51,7 @@ def test_run_json_that_is_not_a_regular_file_or_nested_too_deep_is_one_line(tmp_
         load_run(fifo_run)
     with pytest.raises(RunError, match="unreadable run record \\(nested too deeply\\)"):
         load_run(deep_run)
-    result = run_cli("evaluate", deep_run)
+    result = cli("evaluate", deep_run)
     assert result.returncode == 2 and "nested too deeply" in one_error_line(result.stderr)
 
 
@@ -131,10 +128,10 @@ def test_compare_judges_any_losses_without_raising(run_losses, reference_losses)
     format_table(verdict)
 
 
-def test_a_reference_that_is_not_finite_is_bad_input(tmp_path):
+def test_a_reference_that_is_not_finite_is_bad_input(tmp_path, cli):
     reference = tmp_path / "reference.log"
     reference.write_text(make_log([math.inf] + LOSSES[1:]))
-    result = run_cli("compare", reference, reference)
+    result = cli("compare", reference, reference)
     assert result.returncode == 2 and result.stdout == ""
     assert "line 2: the reference's loss is inf at epoch 0 step 0; a reference must be finite" in one_error_line(
         result.stderr)

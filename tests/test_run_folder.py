@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import TINY_RUN, grown, one_error_line, run_cli, started, wait_until
+from conftest import TINY_RUN, grown, one_error_line, started, wait_until
 from echo_rnn_tf1.runs import RunError, RunWriter
 
 
@@ -115,24 +115,24 @@ def test_a_run_lists_exactly_the_files_it_made(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_second_start_or_force_on_a_training_folder_is_refused(tmp_path):
+def test_a_second_start_or_force_on_a_training_folder_is_refused(tmp_path, cli):
     out = tmp_path / "run"
-    with started("--num-epochs", 1000, "--seed", 0, "--out", out) as first:
+    with started("--num-epochs", 1000, "--seed", 0, "--out", out) as first:  # (the lock is another process's)
         wait_until(grown(out / "losses.csv", 1000), first)
         for force in ([], ["--force"]):
-            result = run_cli(*TINY_RUN, "--out", out, *force)
+            result = cli(*TINY_RUN, "--out", out, *force)
             assert result.returncode == 2 and "a run is training in this folder now" in one_error_line(result.stderr)
         assert first.poll() is None and json.loads((out / "run.json").read_text())["seed"] == 0
 
 
 @pytest.mark.slow
-def test_force_replaces_a_finished_run_and_keeps_the_rest(tmp_path):
+def test_force_replaces_a_finished_run_and_keeps_the_rest(tmp_path, cli):
     out = tmp_path / "run"
-    assert run_cli(*TINY_RUN, "--seed", 1, "--out", out, "--tensorboard").returncode == 0
+    assert cli(*TINY_RUN, "--seed", 1, "--out", out, "--tensorboard").returncode == 0
     listed = json.loads((out / "run.json").read_text())["files"]
     assert sorted(listed) == sorted(str(p.relative_to(out)) for p in out.rglob("*"))  # every file, and only those
     (out / "notes.txt").write_text("mine")
-    result = run_cli(*TINY_RUN, "--seed", 2, "--out", out, "--force")
+    result = cli(*TINY_RUN, "--seed", 2, "--out", out, "--force")
     assert result.returncode == 0, result.stderr
     info = json.loads((out / "run.json").read_text())
     assert info["seed"] == 2 and not (out / "tb").exists() and (out / "notes.txt").read_text() == "mine"

@@ -1,6 +1,6 @@
 """A run record is never left lying: however a run ends, run.json says how (status, stage, cause), steps_done
 equals the rows of losses.csv, and losses.csv never ends in half a row. Faults that cannot be made for real are
-injected into a fresh process before the command runs."""
+injected: with a signal, into a fresh process before the command runs; otherwise into this one (monkeypatch)."""
 import contextlib
 import errno
 import json
@@ -10,8 +10,9 @@ import subprocess
 
 import pytest
 
-from conftest import TINY_RUN, grown, one_error_line, run_cli, run_patched, started, wait_until
+from conftest import TINY_RUN, grown, one_error_line, run_patched, started, wait_until
 from echo_rnn_tf1 import runs
+from echo_rnn_tf1 import train as train_module
 from echo_rnn_tf1.runs import RunWriter, read_losses
 
 
@@ -34,9 +35,9 @@ def _signal_in(module, function):
 
 
 @pytest.mark.slow
-def test_a_run_of_fewer_than_four_windows_a_row_draws_what_it_has(tmp_path):
+def test_a_run_of_fewer_than_four_windows_a_row_draws_what_it_has(tmp_path, cli):
     out = tmp_path / "run"
-    result = run_cli("--total-series-length", 150, "--num-epochs", 1, "--seed", 0, "--out", out)
+    result = cli("--total-series-length", 150, "--num-epochs", 1, "--seed", 0, "--out", out)
     assert result.returncode == 0, result.stderr  # 3 windows a row: the picture shows 3
     assert record(out)["status"] == "finished" and (out / "predictions.png").exists()
     assert result.stdout.splitlines()[-1].startswith("Compared with the 2017 run: ")
@@ -81,16 +82,17 @@ def test_a_signal_on_the_step_that_diverges_saves_no_nan_weights(tmp_path):
     assert not list(out.glob("model.ckpt-*")) and (out / "loss.png").exists()
 
 
-# A full disk for the run's files: after BUDGET bytes, a write puts down what fits and the next one fails, as
-# a real file system does. run.json is written through open(), which this leaves alone.
-FULL_DISK = """
-import errno, os
-import echo_rnn_tf1.runs as runs
-
 class FullDisk:
-    budget = {budget}
+    """``os`` for runs.py, with a full disk for the run's files: after ``budget`` bytes, a write puts down what
+    fits and the next one fails, as a real file system does. run.json is written through open(), which this
+    leaves alone."""
+
+    def __init__(self, budget):
+        self.budget = budget
+
     def __getattr__(self, name):
         return getattr(os, name)
+
     def write(self, fd, data):
         if self.budget <= 0:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -98,15 +100,13 @@ class FullDisk:
         self.budget -= n
         return n
 
-runs.os = FullDisk()
-"""
-
 
 @pytest.mark.slow
-def test_a_full_disk_mid_training_fails_cleanly_and_says_so(tmp_path):
+def test_a_full_disk_mid_training_fails_cleanly_and_says_so(tmp_path, cli, monkeypatch):
     out = tmp_path / "run"
     budget = runs.RESERVE_BYTES + 2000  # the reserve, the header and about a hundred rows
-    result = run_patched(FULL_DISK.format(budget=budget), "--num-epochs", 1, "--seed", 0, "--out", out)
+    monkeypatch.setattr(runs, "os", FullDisk(budget))
+    result = cli("--num-epochs", 1, "--seed", 0, "--out", out)
     assert result.returncode == 3
     assert one_error_line(result.stderr).startswith("echo_rnn_tf1: error: disk full: ")
     info = record(out)  # whole rows only
@@ -115,15 +115,20 @@ def test_a_full_disk_mid_training_fails_cleanly_and_says_so(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("error, code, says", [("MemoryError()", 3, "out of memory"),
-                                               ("ZeroDivisionError('injected')", 4, "internal error")])
-def test_a_failure_in_training_is_recorded_and_reported_in_one_line(tmp_path, error, code, says):
-    patch = ("import echo_rnn_tf1.train as t\n_after_step = t.after_step\n"
-             "def after_step(epoch_idx, batch_idx, *rest):\n"
-             f"    if batch_idx == 5:\n        raise {error}\n"
-             "    _after_step(epoch_idx, batch_idx, *rest)\nt.after_step = after_step\n")
+@pytest.mark.parametrize("error, code, says", [(MemoryError(), 3, "out of memory"),
+                                               (ZeroDivisionError("injected"), 4, "internal error")],
+                         ids=["MemoryError", "ZeroDivisionError"])
+def test_a_failure_in_training_is_recorded_and_reported_in_one_line(tmp_path, cli, monkeypatch, error, code, says):
+    _after_step = train_module.after_step
+
+    def after_step(epoch_idx, batch_idx, *rest):
+        if batch_idx == 5:
+            raise error
+        _after_step(epoch_idx, batch_idx, *rest)
+
+    monkeypatch.setattr(train_module, "after_step", after_step)
     out = tmp_path / "run"
-    result = run_patched(patch, *TINY_RUN, "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
     assert result.returncode == code and says in one_error_line(result.stderr)
     info = record(out)
     assert info["status"] == "failed" and info["stage"] == "training" and says in info["cause"]
@@ -188,14 +193,14 @@ def test_a_real_full_disk_mid_training_is_recorded(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_real_full_disk_after_training_leaves_no_file_unlisted(tmp_path):
+def test_a_real_full_disk_after_training_leaves_no_file_unlisted(tmp_path, cli):
     disk = tmp_path / "disk"
     _mount_tmpfs(disk, "400k")
     try:
         free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
         (disk / "filler").write_bytes(b"\0" * (free - 110 * 1024))  # the run's start takes 76 KB of the 110
         out = disk / "run"
-        result = run_cli(*TINY_RUN, "--seed", 0, "--out", out)
+        result = cli(*TINY_RUN, "--seed", 0, "--out", out)
         assert result.returncode == 3 and "disk full" in one_error_line(result.stderr)
         info = record(out)
         assert info["status"] == "failed" and info["stage"] in ("checkpoint", "pictures")  # (the checkpoint's
@@ -211,8 +216,9 @@ def test_a_signal_before_training_is_recorded(tmp_path, signum):
     with started("--num-epochs", 1000, "--seed", 0, "--out", out) as process:
         wait_until(grown(out / "run.json", 1), process)  # written before TensorFlow loads
         process.send_signal(signum)
-        process.communicate(timeout=120)
-    assert process.returncode == 128 + signum
+        stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum and "Traceback" not in stderr
     info = record(out)
     assert info["status"] == "interrupted" and info["steps_done"] == 0
     assert info["cause"] == f"{signal.Signals(signum).name} during the start, after 0 steps"
+    assert stdout.splitlines()[-2].startswith(f"Run folder {out}: ") and "Step " not in stdout

@@ -12,7 +12,6 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from echo_rnn_tf1.runs import read_losses
 
 SERVER_START_SECONDS = 120  # it starts in 3-6 s here (it imports TensorFlow); a shared machine can be slower
@@ -26,12 +25,9 @@ def tensorboard_command():
 
 
 @pytest.fixture(scope="module")
-def tf1_run(tmp_path_factory):
-    # 100 steps: one epoch of a 5000-bit series, with the graph.
-    out = tmp_path_factory.mktemp("tensorboard") / "run"
-    result = run_cli("--num-epochs", 1, "--total-series-length", 5000, "--seed", 0, "--out", out, "--tensorboard")
-    assert result.returncode == 0, result.stderr
-    return out
+def tf1_run(trained_run):
+    # 1000 steps: one default epoch, with the graph (conftest's, read only).
+    return trained_run
 
 
 def get_json(url):
@@ -88,14 +84,16 @@ def test_the_tensorboard_command_is_installed():
     assert tensorboard_command(), "the tensorboard command is not installed (requirements.txt installs it)"
 
 
+@pytest.mark.xdist_group("trained_run")
 def test_scalars_page_serves_every_steps_loss_in_order(server, tf1_run):
     series = get_json(f"{server}/data/plugin/scalars/scalars?run=.&tag=loss")  # [[wall_time, step, value], ...]
     _, _, csv_losses = read_losses(tf1_run / "losses.csv")
-    assert [step for _, step, _ in series] == list(range(len(csv_losses))) and len(csv_losses) == 100
+    assert [step for _, step, _ in series] == list(range(len(csv_losses))) and len(csv_losses) == 1000
     # TensorBoard keeps each loss as the float32 written, so it comes back bit for bit.
     assert np.array([value for *_, value in series], dtype=np.float32).tobytes() == csv_losses.tobytes()
 
 
+@pytest.mark.xdist_group("trained_run")
 def test_graphs_page_has_the_tf1_graph(server):
     graph = urllib.request.urlopen(f"{server}/data/plugin/graphs/graph?run=.", timeout=10).read().decode()
     # The cell's variables, dynamic_rnn's while loop, W2 and the optimizer (the source's placeholders are unnamed).

@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from echo_rnn_tf1 import tf2
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.model import build_model, trained_variables
@@ -62,26 +61,37 @@ def test_forward_equals_the_graph_on_random_weights(tf):
 
 
 @pytest.fixture(scope="module")
-def epoch_losses():
+def tf2_epochs():
+    """One epoch of the TF2 engine for a few seeds: ``{seed: (losses, log lines)}``."""
+    made = {}
+    for seed in (0, 1, 2, 3, 5):
+        lines = []
+        made[seed] = np.array(tf2.train(Config(num_epochs=1), seed, log=lines.append)), lines
+    return made
+
+
+@pytest.fixture(scope="module")
+def epoch_losses(tf2_epochs, faithful_epoch):
     """One epoch of each engine for a few seeds, seed 5 the one whose trajectories part the most."""
-    config = Config(num_epochs=1)
-    return {seed: (np.array(train(config, seed, log=lambda line: None)),
-                   np.array(tf2.train(config, seed, log=lambda line: None))) for seed in (0, 1, 2, 3, 5)}
+    return {seed: (faithful_epoch(seed)[0], native) for seed, (native, _) in tf2_epochs.items()}
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("epochs")
 def test_same_start_same_first_loss(epoch_losses):
     for faithful, native in epoch_losses.values():
         np.testing.assert_allclose(native[0], faithful[0], rtol=STEP0_RTOL)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("epochs")
 def test_seed_0_follows_the_faithful_graph_step_for_step(epoch_losses):
     faithful, native = epoch_losses[0]
     np.testing.assert_allclose(native, faithful, rtol=SEED0_EPOCH_RTOL)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("epochs")
 def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(epoch_losses):
     # Float rounding differs (XLA fuses the step); while a run escapes the no-memory plateau, the two
     # trajectories can part for a while (seed 3: 1.1 % at one step), then meet again.
@@ -91,6 +101,7 @@ def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(epoch_losses):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("epochs")
 def test_a_chaotic_seed_learns_as_much_with_both_engines(epoch_losses):
     faithful, native = (losses[-100:].mean() for losses in epoch_losses[CHAOTIC_SEED])
     assert faithful < LEARNED and native < LEARNED
@@ -107,38 +118,38 @@ def test_faithful_results_unchanged_after_tf2_ran_in_the_same_process():
 
 
 @pytest.mark.slow
-def test_tf2_log_lines_are_the_sources(epoch_losses):
-    lines = []
-    losses = tf2.train(Config(num_epochs=1), 0, log=lines.append)
+@pytest.mark.xdist_group("epochs")
+def test_tf2_log_lines_are_the_sources(tf2_epochs):
+    losses, lines = tf2_epochs[0]
     assert lines[0] == "New data, epoch 0" and len(lines) == 11
     assert lines[1] == f"Step 0 Batch loss {losses[0]!s}" and lines[-1] == f"Step 900 Batch loss {losses[900]!s}"
 
 
 @pytest.mark.slow
-def test_cli_tf2_run_matches_2017_and_evaluates(tmp_path):
+def test_cli_tf2_run_matches_2017_and_evaluates(cli, tmp_path):
     out = tmp_path / "run"
-    result = run_cli("--engine", "tf2", "--seed", 0, "--out", out)
+    result = cli("--engine", "tf2", "--seed", 0, "--out", out)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].startswith("Compared with the 2017 run: MATCH: ")
     info = json.loads((out / "run.json").read_text())
     assert info["engine"] == "tf2" and "rnn" not in info and info["steps_done"] == 5000
     assert info["compile_seconds"] > 0 and info["train_seconds"] > 0
-    assert run_cli("compare", out).returncode == 0
-    report = json.loads(run_cli("evaluate", out, "--seed", 5, "--json").stdout)
+    assert cli("compare", out).returncode == 0
+    report = json.loads(cli("evaluate", out, "--seed", 5, "--json").stdout)
     assert report["accuracy"] == 1.0
     assert (out / "predictions.png").exists()
 
 
 @pytest.mark.slow
-def test_tf2_tensorboard_writes_every_loss(tf, tmp_path):
+def test_tf2_tensorboard_writes_every_loss(tf, cli, tmp_path):
     out = tmp_path / "run"
-    assert run_cli("--engine", "tf2", "--tensorboard", "--num-epochs", 1, "--seed", 0, "--out", out).returncode == 0
+    assert cli("--engine", "tf2", "--tensorboard", "--num-epochs", 1, "--seed", 0, "--out", out).returncode == 0
     (event_file,) = (out / "tb").iterdir()
     steps = [event.step for event in tf.compat.v1.train.summary_iterator(str(event_file)) for _ in event.summary.value]
     assert steps == list(range(1000))
 
 
-def test_unroll_is_refused_with_tf2(tmp_path):
-    result = run_cli("--engine", "tf2", "--unroll", "--out", tmp_path / "run")
+def test_unroll_is_refused_with_tf2(cli, tmp_path):
+    result = cli("--engine", "tf2", "--unroll", "--out", tmp_path / "run")
     assert result.returncode == 2 and "--unroll: only with --engine tf1" in result.stderr
     assert not (tmp_path / "run").exists()

@@ -8,7 +8,9 @@ from conftest import one_error_line, run_cli
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.train import train
 
-pytestmark = pytest.mark.slow  # every test here trains, or starts TensorFlow in a new process
+# every test here trains, or starts TensorFlow in a new process; on one xdist worker with test_tensorboard, as both
+# read conftest's trained_run
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trained_run")]
 
 # static_rnn against dynamic_rnn, one epoch, on each of 7 emulated machines (oneDNN capped from SSE4.1 to AVX-512,
 # custom operations off; scripts/cross_machine.py), the largest:
@@ -19,13 +21,10 @@ UNROLL_LAST_RTOL = 1e-2     # the last loss, seeds 0-4 and 6-9: 2.1e-4 (seed 3)
 CHAOTIC_SEED, LAST_100_RATIO, LEARNED = 5, 2.0, 0.01
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    # One epoch of the defaults with seed 0 learns the echo (last loss 7.6e-4).
-    out = tmp_path_factory.mktemp("trained") / "run"
-    result = run_cli("--num-epochs", 1, "--seed", 0, "--out", out, "--tensorboard")
-    assert result.returncode == 0, result.stderr
-    return out
+@pytest.fixture
+def run_dir(trained_run):
+    # One epoch of the defaults with seed 0 learns the echo (last loss 7.6e-4); shared with other files: read only.
+    return trained_run
 
 
 def test_checkpoint_is_found_even_after_the_folder_moves(tf, run_dir, tmp_path):
@@ -37,33 +36,31 @@ def test_checkpoint_is_found_even_after_the_folder_moves(tf, run_dir, tmp_path):
     assert tf.train.latest_checkpoint(str(moved)) == str(moved / "model.ckpt-1000")
 
 
-def test_evaluate_reports_a_perfect_echo(run_dir):
-    result = run_cli("evaluate", run_dir, "--seed", 5, "--json")
+def test_evaluate_reports_a_perfect_echo(run_dir, cli):
+    result = run_cli("evaluate", run_dir, "--seed", 5, "--json")  # (the command end to end, in a process of its own)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["seed"] == 5 and report["windows"] == 5000
     assert report["accuracy"] == 1.0 and report["accuracy_by_position"] == [1.0] * 10
     assert 0 < report["loss"] < 0.01
-    human = run_cli("evaluate", run_dir, "--seed", 5).stdout
+    human = cli("evaluate", run_dir, "--seed", 5).stdout
     assert "accuracy  100.00 % of 50000 bits" in human and "target         0      0      0   echo" in human
 
 
-def test_evaluate_a_run_that_learned_nothing(tmp_path):
+def test_evaluate_a_run_that_learned_nothing(tiny_run, cli):
     # 10 steps: the net has not learned the echo; the positions before echo_step (always 0) come first.
-    out = tmp_path / "run"
-    assert run_cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 0, "--out", out).returncode == 0
-    report = json.loads(run_cli("evaluate", out, "--seed", 1, "--json").stdout)
+    report = json.loads(cli("evaluate", tiny_run, "--seed", 1, "--json").stdout)
     echo_positions = report["accuracy_by_position"][3:]
     assert report["accuracy"] < 0.9 and max(echo_positions) < 0.75
 
 
-def test_predict_aligns_input_echo_and_prediction(run_dir):
+def test_predict_aligns_input_echo_and_prediction(run_dir, cli):
     bits = "0110111001" "1010010110"
-    result = run_cli("predict", run_dir, bits, "--json")
+    result = run_cli("predict", run_dir, bits, "--json")  # (the command end to end, in a process of its own)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"input": bits, "target": "0000110111" "0001010010",
                                          "prediction": "0000110111" "0001010010"}
-    lines = run_cli("predict", run_dir, bits).stdout.splitlines()
+    lines = cli("predict", run_dir, bits).stdout.splitlines()
     assert lines[:3] == ["input       0110111001 1010010110", "target      0000110111 0001010010",
                          "prediction  0000110111 0001010010"]
     assert lines[-1].startswith("20 of 20 bits as trained")
@@ -71,23 +68,23 @@ def test_predict_aligns_input_echo_and_prediction(run_dir):
 
 @pytest.mark.parametrize("bits, says", [("0110", "4 bits is not a multiple of truncated_backprop_length (10)"),
                                         ("01201", "must be a string of 0 and 1"), ("", "must be a string of 0 and 1")])
-def test_predict_refuses_bad_bits(run_dir, bits, says):
-    result = run_cli("predict", run_dir, bits)
+def test_predict_refuses_bad_bits(run_dir, cli, bits, says):
+    result = cli("predict", run_dir, bits)
     assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("command", [["evaluate"], ["predict", "{run}", "0" * 10]])
-def test_evaluate_and_predict_refuse_what_is_not_a_run(tmp_path, command):
+def test_evaluate_and_predict_refuse_what_is_not_a_run(tmp_path, cli, command):
     for target, says in [(tmp_path / "nope", "no such run folder"), (tmp_path, "not a run folder")]:
         args = [str(target) if a == "{run}" else a for a in command] + ([] if "{run}" in command else [str(target)])
-        result = run_cli(*args)
+        result = cli(*args)
         assert result.returncode == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_diverged_run_has_no_checkpoint_to_evaluate(tmp_path):
+def test_a_diverged_run_has_no_checkpoint_to_evaluate(tmp_path, cli):
     out = tmp_path / "run"
-    assert run_cli("--num-epochs", 1, "--total-series-length", 500, "--learning-rate", "1e38", "--out", out).returncode == 1
-    result = run_cli("evaluate", out)
+    assert cli("--num-epochs", 1, "--total-series-length", 500, "--learning-rate", "1e38", "--out", out).returncode == 1
+    result = cli("evaluate", out)
     assert result.returncode == 2 and "no checkpoint" in result.stderr
 
 
@@ -104,10 +101,11 @@ def test_tensorboard_event_file_holds_the_graph_and_every_loss(tf, run_dir):
     assert np.array_equal(np.array([losses[i] for i in range(1000)], dtype=np.float32), csv_losses)
 
 
+@pytest.mark.xdist_group("epochs")  # (with the other tests of conftest's faithful_epoch)
 @pytest.mark.parametrize("seed", [0, 2, 5])
-def test_unroll_is_the_same_math_as_the_default(seed):
+def test_unroll_is_the_same_math_as_the_default(seed, faithful_epoch):
     config = Config(num_epochs=1)
-    default = np.array(train(config, seed, log=lambda line: None))
+    default = faithful_epoch(seed)[0]  # train(config, seed)
     unrolled = np.array(train(config, seed, log=lambda line: None, unroll=True))
     assert default[0] == unrolled[0]  # same initial weights, same data: the same first loss, to the bit
     if seed == CHAOTIC_SEED:
@@ -119,14 +117,14 @@ def test_unroll_is_the_same_math_as_the_default(seed):
         np.testing.assert_allclose(unrolled, default, rtol=UNROLL_SEED0_RTOL)
 
 
-def test_unroll_from_the_cli_is_recorded_and_evaluates(tmp_path):
+def test_unroll_from_the_cli_is_recorded_and_evaluates(tmp_path, cli):
     out = tmp_path / "run"
-    assert run_cli("--num-epochs", 1, "--seed", 0, "--out", out, "--unroll").returncode == 0
+    assert cli("--num-epochs", 1, "--seed", 0, "--out", out, "--unroll").returncode == 0
     assert json.loads((out / "run.json").read_text())["rnn"] == "static_rnn"
-    assert json.loads(run_cli("evaluate", out, "--seed", 5, "--json").stdout)["accuracy"] == 1.0
+    assert json.loads(cli("evaluate", out, "--seed", 5, "--json").stdout)["accuracy"] == 1.0
 
 
-def test_a_damaged_checkpoint_or_a_mismatched_run_json_is_one_clear_line(run_dir, tmp_path):
+def test_a_damaged_checkpoint_or_a_mismatched_run_json_is_one_clear_line(run_dir, tmp_path, cli):
     damaged, mismatched = tmp_path / "damaged", tmp_path / "mismatched"
     import shutil
 
@@ -140,7 +138,7 @@ def test_a_damaged_checkpoint_or_a_mismatched_run_json_is_one_clear_line(run_dir
                                    "when it was saved)"),
                          (mismatched, "rnn/basic_rnn_cell/kernel is of shape [6, 4], but run.json's hyperparameters "
                                       "need shape [10, 8]")]:
-        result = run_cli("evaluate", folder, "--seed", 1)
+        result = cli("evaluate", folder, "--seed", 1)
         assert result.returncode == 2, result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("echo_rnn_tf1: error:")]
         assert len(errors) == 1 and says in errors[0], result.stderr
@@ -175,11 +173,11 @@ def _as_recorded_before_checksums(folder):
     ("predict", lambda d: (_as_recorded_before_checksums(d), (d / "checkpoint").write_text("")),
      "checkpoint: unreadable (ValueError: Invalid checkpoint state loaded from"),
 ])
-def test_a_damaged_checkpoint_is_refused_in_one_line(run_dir, tmp_path, command, damage, says):
+def test_a_damaged_checkpoint_is_refused_in_one_line(run_dir, tmp_path, cli, command, damage, says):
     import shutil
 
     folder = tmp_path / "run"
     shutil.copytree(run_dir, folder)
     damage(folder)
-    result = run_cli(command, folder, *(["0" * 10] if command == "predict" else []))
+    result = cli(command, folder, *(["0" * 10] if command == "predict" else []))
     assert result.returncode == 2 and says in one_error_line(result.stderr)

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT
 from echo_rnn_tf1.config import Config, ConfigError
 from echo_rnn_tf1.data import echo_targets, generate_data
 from echo_rnn_tf1.evaluate import evaluate, model_with_values, predict, score_as_trained, trained_model
@@ -196,8 +196,8 @@ FLAGS = {
     ("--num-layers", 0, "--num-layers 0: must be a positive integer"),
     ("--dropout", 1, "--dropout 1.0: must be a number from 0 (no dropout) to less than 1"),
 ])
-def test_bad_variant_flags_are_one_line(tmp_path, flag, value, says):
-    result = run_cli(flag, value, "--out", tmp_path / "run")
+def test_bad_variant_flags_are_one_line(tmp_path, cli, flag, value, says):
+    result = cli(flag, value, "--out", tmp_path / "run")
     assert result.returncode == 2 and result.stdout == "" and not (tmp_path / "run").exists()
     assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
 
@@ -215,6 +215,7 @@ def variant_run(request, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("variant_run")
 def test_each_flag_trains_and_is_recorded(variant_run):
     config, out = variant_run
     info, recorded = load_run(out)
@@ -223,6 +224,7 @@ def test_each_flag_trains_and_is_recorded(variant_run):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("variant_run")
 def test_each_flag_evaluates(variant_run):
     config, out = variant_run
     report = evaluate(out, seed=5)
@@ -231,6 +233,7 @@ def test_each_flag_evaluates(variant_run):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("variant_run")
 def test_each_flag_predicts(variant_run):
     config, out = variant_run
     result = predict(out, BITS)
@@ -270,11 +273,11 @@ def test_a_carried_state_with_series_targets_learns_every_position(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_flag_at_once_from_the_command_line(tmp_path):
+def test_every_flag_at_once_from_the_command_line(tmp_path, cli):
     out = tmp_path / "run"
     flags = ["--carry-state", "--targets", "series", "--new-data-each-epoch", "--cell", "lstm", "--num-layers", 2,
              "--dropout", 0.1]
-    result = run_cli("--num-epochs", 1, "--total-series-length", 1000, "--seed", 0, "--out", out, *flags)
+    result = cli("--num-epochs", 1, "--total-series-length", 1000, "--seed", 0, "--out", out, *flags)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == (
         "Compared with the 2017 run: not comparable, this run changed the source's num_epochs, total_series_length, "
@@ -284,13 +287,13 @@ def test_every_flag_at_once_from_the_command_line(tmp_path):
         == {"carry_state": True, "targets": "series", "new_data_each_epoch": True, "cell": "lstm", "num_layers": 2,
             "dropout": 0.1}
 
-    evaluated = run_cli("evaluate", out, "--seed", 5)
+    evaluated = cli("evaluate", out, "--seed", 5)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "each row of the series carrying the state from window to window" in evaluated.stdout
     assert "target      echo   echo   echo   echo" in evaluated.stdout
-    predicted = run_cli("predict", out, BITS, "--json")
+    predicted = cli("predict", out, BITS, "--json")
     assert predicted.returncode == 0 and json.loads(predicted.stdout)["input"] == BITS
-    compared = run_cli("compare", out)
+    compared = cli("compare", out)
     assert compared.returncode == 1
     assert compared.stdout.splitlines()[-1].startswith(
         "not comparable with the 2017 run: this run changed the source's carry_state, targets, new_data_each_epoch, "
@@ -298,8 +301,8 @@ def test_every_flag_at_once_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("flags", [["--cell", "gru"], ["--carry-state"], ["--dropout", "0.2"]])
-def test_the_tf2_engine_refuses_a_variant_in_one_line(tmp_path, flags):
-    result = run_cli("--engine", "tf2", *flags, "--out", tmp_path / "run")
+def test_the_tf2_engine_refuses_a_variant_in_one_line(tmp_path, cli, flags):
+    result = cli("--engine", "tf2", *flags, "--out", tmp_path / "run")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == (f"echo_rnn_tf1: error: {flags[0]}: only with --engine tf1 (the tf2 engine "
                                      f"writes out the source's network and loop alone)")
