@@ -264,6 +264,7 @@ def envelope_command(argv):
     config, seeds = Config(), list(range(args.first_seed, args.first_seed + args.seeds))
     reference_points = parse_log(read_reference(), "2017 log")
     capped = f" (--jobs {args.jobs} capped at {jobs}: {why})" if why else ""
+    stage = "training"
     try:
         if args.engine == "tf1":
             print(f"Training {len(seeds)} seeds of the source's defaults, {jobs} at a time{capped}", flush=True)
@@ -273,23 +274,28 @@ def envelope_command(argv):
         else:
             all_losses, how = _envelope_tf2(config, seeds, jobs, capped)
         train_seconds = time.perf_counter() - started
+
+        from . import machine
+        from .runs import versions
+
+        record = {"engine": args.engine, "first_seed": seeds[0], "seeds": len(seeds), **how,
+                  "config": config.to_dict(), "seconds": round(train_seconds, 2), "versions": versions(),
+                  "machine": machine.describe(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        stage = "writing"
+        summary = envelope.save(out, seeds, all_losses, reference_points, config, record)
     except BaseException as e:
+        envelope.discard(out)  # what save wrote, if it began: an envelope is whole or not there
         if created:
             with contextlib.suppress(OSError):
                 os.rmdir(out)  # (only if still empty)
         if isinstance(e, Interrupted):
-            stopped = "workers stopped" if args.engine == "tf1" else "training stopped"
+            stopped = ("writing stopped" if stage == "writing" else "workers stopped" if args.engine == "tf1"
+                       else "training stopped")
             print(f"echo_rnn_tf1: {e} received; {stopped}, no envelope written", file=sys.stderr)
             return e.exit_code
         raise
 
-    from . import machine
-    from .runs import versions
-
-    record = {"engine": args.engine, "first_seed": seeds[0], "seeds": len(seeds), **how,
-              "config": config.to_dict(), "seconds": round(train_seconds, 2), "versions": versions(),
-              "machine": machine.describe(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    for line in envelope.save(out, seeds, all_losses, reference_points, config, record):
+    for line in summary:
         print(line)
     if args.engine == "tf1":
         print(f"Engine tf1: {len(seeds)} seeds, {jobs} worker processes at a time: {train_seconds:.1f} s of training")
@@ -441,9 +447,12 @@ def main(argv=None):
     entry_point = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     command = COMMANDS.get(argv[0]) if argv else None
-    with failures.closed_pipe_safe_streams(), failures.stopping_signals(then_ignore=entry_point):
+    with failures.closed_pipe_safe_streams(), failures.stopping_signals(then_ignore=entry_point) as lost:
         try:
-            return command(argv[1:]) if command else train_command(argv)
+            code = command(argv[1:]) if command else train_command(argv)
+            if lost:  # raised where Python could not pass it on (a finalizer): the command went on to its end
+                raise lost[0]
+            return code
         except (Exception, KeyboardInterrupt, Interrupted) as e:
             return failures.report(e)
 

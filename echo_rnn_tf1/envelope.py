@@ -5,6 +5,7 @@ Trains K seeds of the default configuration, one worker process per core, and ke
 criterion. A signal or a failure kills the workers at once: none is left behind.
 """
 import collections
+import contextlib
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -191,6 +192,16 @@ def seed_rows(seeds, all_losses, reference_points, config=Config()):
         widest = max((abs(e[3]) for e in verdict.epochs if e[4] is not None and e[3] is not None), default=math.inf)
         rows.append((seed, verdict.match, widest, float(losses[-config.num_batches:].mean()), verdict.summary))
     return rows
+
+
+FILES = ("envelope.csv", "seeds.csv", "losses.npy", "reference_percentiles.csv", "envelope.png", "envelope.json")
+
+
+def discard(out):
+    """Remove from ``out`` whatever ``save`` wrote (each file whole: they are written atomically)."""
+    for name in FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out, name))
 
 
 def _save_npy(path, array):

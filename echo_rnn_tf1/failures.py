@@ -180,17 +180,33 @@ def _handlers(handler, then_ignore=False):
             signal.signal(s, signal.SIG_IGN if then_ignore else old)
 
 
+@contextlib.contextmanager
 def stopping_signals(then_ignore=False):
     """SIGINT and SIGTERM raise ``Interrupted`` where the command is: it stops at once, in one line. Only the first
-    does: a second Ctrl-C while the command cleans up cannot cut the cleaning short. ``then_ignore``: see _handlers."""
-    raised = []
+    does: a second Ctrl-C while the command cleans up cannot cut the cleaning short. ``then_ignore``: see _handlers.
+
+    Yields a list that holds the ``Interrupted`` if it was raised where Python cannot pass an exception on (a
+    finalizer, a weakref callback), instead of Python printing it as "Exception ignored": the caller acts on it.
+    """
+    raised, lost = [], []
 
     def raise_interrupted(signum, frame):
         if not raised:
             raised.append(signum)
             raise Interrupted(signum)
 
-    return _handlers(raise_interrupted, then_ignore)
+    def unraisable(hook_args):
+        if isinstance(hook_args.exc_value, Interrupted):
+            lost.append(hook_args.exc_value)
+        else:
+            previous(hook_args)
+
+    previous, sys.unraisablehook = sys.unraisablehook, unraisable
+    try:
+        with _handlers(raise_interrupted, then_ignore):
+            yield lost
+    finally:
+        sys.unraisablehook = previous
 
 
 class DeferredSignals:
