@@ -21,6 +21,7 @@ from .logs import logged_points
 from .runs import atomic_write, write_csv, write_json
 
 WORKER_BYTES = 640 * 2**20  # a worker training a seed of the defaults: peak RSS measured at 635 MB
+KEPT_BYTES = 64 * 2**10  # per seed of the envelope: its 5000 losses (20 KiB) and the summary's float64 copy
 
 
 def usable_cores():
@@ -32,13 +33,19 @@ def usable_cores():
 
 def capped_jobs(jobs, seeds, available_memory):
     """``(jobs to run, why it is fewer than asked or None)``: at most one worker per usable core (TensorFlow keeps
-    a core busy; more workers only share it), per seed, and per WORKER_BYTES of available memory."""
+    a core busy; more workers only share it), per seed, and per WORKER_BYTES of available memory. Raise
+    MachineError if the seeds' losses, kept until the end, would not fit beside the workers."""
     limits = [(usable_cores(), f"one process per core ({usable_cores()} usable)"), (seeds, f"one per seed ({seeds})")]
     if available_memory is not None:
-        fit = available_memory // WORKER_BYTES
-        if fit < 1:
+        if available_memory < WORKER_BYTES:
             raise MachineError(f"envelope: a worker needs about {WORKER_BYTES / 2**30:.2g} GiB of memory and "
                                f"{available_memory / 2**30:.2g} GiB is available")
+        fit = (available_memory - seeds * KEPT_BYTES) // WORKER_BYTES  # the seeds' losses are kept to the end
+        if fit < 1:
+            raise MachineError(f"--seeds {seeds}: their losses need about {seeds * KEPT_BYTES / 2**30:.3g} GiB of "
+                               f"memory beside a worker's {WORKER_BYTES / 2**30:.2g} GiB, and "
+                               f"{available_memory / 2**30:.3g} GiB is available (about "
+                               f"{(available_memory - WORKER_BYTES) // KEPT_BYTES} seeds fit)")
         limits.append((fit, f"each worker needs about {WORKER_BYTES // 2**20} MiB and "
                             f"{available_memory / 2**30:.3g} GiB is available"))
     limit, why = min(limits)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import ADAGRAD_INITIAL_ACCUMULATOR
 from .data import generate_data
+from .envelope import KEPT_BYTES
 from .failures import MachineError
 from .tf2 import adagrad, epoch_windows, faithful_start
 from .tfcompat import import_tensorflow
@@ -30,7 +31,6 @@ MAX_CHUNK = 1000  # seeds in one compiled program: an epoch takes 1.4 ms a seed 
 PROCESS_BYTES = 850 * 2**20   # TensorFlow, XLA and the compiled programs: 806 MiB once the seeds are taken out
 TRAINING_BYTES = 256 * 2**10  # per seed in a program being trained: 243 to 258 KiB (its windows, as numpy and as a
                               # tensor, and XLA's working memory)
-KEPT_BYTES = 64 * 2**10       # per seed of the envelope: its 5000 losses (20 KiB) and the summary's float64 copy
 
 
 # How this engine agrees with the faithful one: benchmarks/envelope_engines.py on seeds 0-39, TensorFlow 2.21, its

@@ -16,10 +16,20 @@ def test_jobs_are_capped_at_the_cores_the_seeds_and_the_memory(monkeypatch):
     assert envelope.capped_jobs(1, 20, 64 * 2**30) == (1, None)
     assert envelope.capped_jobs(64, 20, 64 * 2**30) == (2, "one process per core (2 usable)")
     assert envelope.capped_jobs(64, 1, 64 * 2**30) == (1, "one per seed (1)")
-    jobs, why = envelope.capped_jobs(64, 20, envelope.WORKER_BYTES + 1)
+    jobs, why = envelope.capped_jobs(64, 20, envelope.WORKER_BYTES + 20 * envelope.KEPT_BYTES)
     assert jobs == 1 and why.startswith("each worker needs about 640 MiB")
     with pytest.raises(MachineError, match="a worker needs about"):
         envelope.capped_jobs(2, 20, envelope.WORKER_BYTES - 1)
+    with pytest.raises(MachineError, match=r"--seeds 10000000: .* \(about 114 seeds fit\)"):  # 610 GiB of losses
+        envelope.capped_jobs(2, 10**7, envelope.WORKER_BYTES + 114 * envelope.KEPT_BYTES)
+
+
+def test_an_envelope_memory_cannot_hold_is_refused_before_training(cli, monkeypatch, tmp_path):
+    monkeypatch.setattr("echo_rnn_tf1.limits.memory_available", lambda: 8 * 2**30)
+    monkeypatch.setattr(envelope, "train_seeds", lambda *args, **kwargs: pytest.fail("trained"))
+    result = cli("envelope", "--seeds", 10**7, "--out", tmp_path / "e")
+    assert result.returncode == 3 and "--seeds 10000000: their losses need about 610 GiB" in result.stderr
+    assert not (tmp_path / "e").exists()
 
 
 @pytest.mark.parametrize("files", [["seeds.csv"], ["losses.npy", "notes.txt"], ["envelope.csv"]])
