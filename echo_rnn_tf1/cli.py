@@ -75,7 +75,7 @@ def train_parser():
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite the files of a run already in --out")
     p.add_argument("--engine", choices=("tf1", "tf2"), default="tf1",
-                   help="tf1 (the default): the source's graph, one sess.run per step; tf2: the same training in "
+                   help="tf1 (the default): the source's graph, one session call per step; tf2: the same training in "
                         "native TensorFlow 2, an epoch per XLA-compiled call")
     p.add_argument("--unroll", action="store_true",
                    help="with --engine tf1: the same cell over static_rnn instead of dynamic_rnn: same math, "

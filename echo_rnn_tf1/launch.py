@@ -130,7 +130,7 @@ def _checked(on_step, stop):
 
 
 def _train_tf1(tf, run, config, seed, unroll, on_step, stop, writer):
-    """The faithful graph, one ``sess.run`` per step; stops at the step a signal arrives in."""
+    """The faithful graph, one session call per step; stops at the step a signal arrives in."""
     from .train import prepare, run_training, session
 
     graph, model, inputs_value, targets_value = prepare(config, seed, unroll)

@@ -7,7 +7,7 @@ Line for line against the faithful graph (``model.py``) and its loop (``train.py
   ``h = tanh(concat([x_t, h]) @ kernel + bias)`` from a zero state, over the window;
 - ``AdagradOptimizer(lr).minimize``            ->  ``tf.GradientTape`` and TF1's update written out:
   ``acc += g * g; var -= lr * g / sqrt(acc)``, ``acc`` starting at 0.1, no epsilon;
-- one ``sess.run`` per batch from Python       ->  a ``tf.while_loop`` over the batches inside one
+- one session call per batch from Python        ->  a ``tf.while_loop`` over the batches inside one
   ``tf.function(jit_compile=True)`` call per epoch; each step's update lands before the next step's loss.
 
 The series and the initial weights are the faithful graph's for the same seed, so the two engines start
