@@ -17,6 +17,7 @@ import time
 from . import machine
 from .config import SEED_LIMIT, Config
 from .failures import EXIT_FAILED, EXIT_OK, DeferredSignals, Interrupted, describe
+from .painter import Painter
 from .runs import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, LOSSES, PREDICTIONS_PNG, TENSORBOARD,
                    checkpoint_digests, versions)
 
@@ -37,7 +38,8 @@ def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False, 
         with DeferredSignals().installed() as stop:
             return train_run(run, config, seed, engine, unroll, tensorboard, portable, stop)
     try:
-        outcome = _train_and_draw(run, config, seed, engine, unroll, tensorboard, portable, stop)
+        with Painter.start() as painter:  # (before TensorFlow loads: it readies matplotlib while this process trains)
+            outcome = _train_and_draw(run, config, seed, engine, unroll, tensorboard, portable, stop, painter)
     except Interrupted as e:  # after training: during the checkpoint or the pictures
         stage = run.info["stage"]
         run.finish(status="interrupted", cause=f"{e} during the {stage}", steps_done=run.steps_done)
@@ -61,7 +63,7 @@ def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False, 
     return outcome.exit_code
 
 
-def _train_and_draw(run, config, seed, engine, unroll, tensorboard, portable, stop):
+def _train_and_draw(run, config, seed, engine, unroll, tensorboard, portable, stop, painter):
     """Every stage but the verdict; return the training's ``Outcome``. Raises ``Interrupted`` for a signal
     after training, and whatever fails."""
     writer = None
@@ -94,7 +96,7 @@ def _train_and_draw(run, config, seed, engine, unroll, tensorboard, portable, st
                    final_loss=run.last_loss if math.isfinite(run.last_loss or 0.0) else None)
     stop.check()  # (a signal during the checkpoint)
     run.write_info(stage="pictures")
-    _plot_run(run, config, seed, trained=bool(run.info.get("checkpoint")), check=stop.check)
+    _plot_run(run, config, seed, trained=bool(run.info.get("checkpoint")), check=stop.check, painter=painter)
     return outcome
 
 
@@ -217,25 +219,28 @@ def _with_tensorboard(tf, log_dir, on_step):
     return on_step_tb, writer
 
 
-def _plot_run(run, config, seed, trained, check):
-    """loss.png (with the 2017 points for the source's settings); predictions.png from the checkpoint.
-    ``check()`` between the two may stop the run."""
+def _plot_run(run, config, seed, trained, check, painter):
+    """loss.png (with the 2017 points for the source's settings); predictions.png from the checkpoint, computed here
+    while ``painter`` draws loss.png. ``check()`` between the two may stop the run."""
     from .logs import parse_log, read_reference
-    from .plots import loss_figure, predictions_figure, save_figure
     from .runs import read_losses
 
     _, _, losses = read_losses(run.file(LOSSES))
     reference = parse_log(read_reference(), "2017 log") if config == Config() else None
-    save_figure(loss_figure(losses, config.num_batches, reference), run.file(LOSS_PNG))
+    painter.draw("loss_figure", run.file(LOSS_PNG), losses, config.num_batches, reference)
+    try:
+        if trained:
+            from .evaluate import held_out_predictions, trained_model
+
+            with trained_model(run.path) as (sess, model, _):
+                predictions = held_out_predictions(sess, model, config, (seed + 1) % SEED_LIMIT)
+    finally:
+        painter.wait()
     run.add_files([LOSS_PNG])
     check()
     if trained:
-        from .evaluate import held_out_predictions, trained_model
-
-        with trained_model(run.path) as (sess, model, _):
-            held_out_seed = (seed + 1) % SEED_LIMIT
-            figure = predictions_figure(*held_out_predictions(sess, model, config, held_out_seed), config)
-        save_figure(figure, run.file(PREDICTIONS_PNG))
+        painter.draw("predictions_figure", run.file(PREDICTIONS_PNG), *predictions, config)
+        painter.wait()
         run.add_files([PREDICTIONS_PNG])
         check()
 

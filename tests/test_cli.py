@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
+from echo_rnn_tf1.plots import loss_figure, save_figure
 from echo_rnn_tf1.runs import read_losses
 
 
@@ -39,6 +40,8 @@ def test_short_run_writes_every_file(tmp_path):
     assert info["train_seconds"] > 0 and info["final_loss"] == float(losses[-1])
     for picture in ("loss.png", "predictions.png"):
         assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    save_figure(loss_figure(losses, 100), tmp_path / "loss.png")  # (the run drew it in a second process)
+    assert (out / "loss.png").read_bytes() == (tmp_path / "loss.png").read_bytes()
     *_, folder_line, verdict_line = result.stdout.splitlines()
     assert folder_line.startswith(f"Run folder {out}: ") and "losses.csv" in folder_line
     assert verdict_line == ("Compared with the 2017 run: not comparable, this run changed the source's "

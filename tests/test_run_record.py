@@ -46,7 +46,7 @@ def test_a_run_of_fewer_than_four_windows_a_row_draws_what_it_has(tmp_path, cli)
 @pytest.mark.slow
 @pytest.mark.parametrize("module, function, stage", [
     ("launch", "_save_checkpoint", "checkpoint"),
-    ("plots", "save_figure", "pictures"),
+    ("evaluate", "held_out_predictions", "pictures"),  # (the predictions, computed while loss.png is drawn)
 ])
 def test_a_signal_after_training_is_recorded_with_its_stage(tmp_path, module, function, stage):
     out = tmp_path / "run"

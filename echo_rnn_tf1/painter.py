@@ -1,0 +1,207 @@
+"""A run's pictures, drawn in a second process so that they cost the run little time beyond its training.
+
+The second process starts with the run, before TensorFlow loads. While this one loads TensorFlow and trains
+(on one core), it imports matplotlib and draws each picture once on made-up data, unsaved, which loads the fonts.
+A picture is then a request: a function of ``plots``, its arguments and a file, as a line of JSON followed by the
+arrays' bytes (no pickle). The answer, a line of JSON, comes once the file is written (atomically, by
+``plots.save_figure``), or names the error that stopped it, raised here as if the picture had been drawn here.
+
+The picture is drawn in this process instead where a second one would not save time: one usable core, or
+TensorFlow or matplotlib loaded already (a notebook, the tests: there is no import left to overlap), and where it
+could not start or died.
+"""
+import collections
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+
+from . import plots
+from .config import Config
+from .logs import Point
+
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVE = f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); from echo_rnn_tf1.painter import serve; serve()"
+
+
+class Painter:
+    """``draw(figure, path, *args)`` asks for ``plots.save_figure(plots.<figure>(*args), path)``; ``wait()`` returns
+    once the oldest picture asked for is written, or raises what stopped it. Use as a context manager."""
+
+    def __init__(self, process=None):
+        self.process = process
+        self.pending = collections.deque()
+
+    @classmethod
+    def start(cls):
+        """A painter with a second process if it would save time, else one that draws in this process."""
+        if len(os.sched_getaffinity(0)) < 2 or "tensorflow" in sys.modules or "matplotlib" in sys.modules:
+            return cls()
+        try:
+            return cls(second_process())
+        except OSError:  # no memory or processes left for it: draw here
+            return cls()
+
+    def draw(self, figure, path, *args):
+        request = (figure, path, args)
+        if self.process is not None:
+            try:
+                send(self.process.stdin, request)
+            except OSError:  # it died
+                self._lost()
+        self.pending.append(request)
+
+    def wait(self):
+        figure, path, args = self.pending[0]
+        if self.process is not None:
+            try:
+                answer = json.loads(self.process.stdout.readline())
+            except (OSError, ValueError):  # it died (an empty line is no JSON)
+                self._lost()
+            else:
+                self.pending.popleft()
+                if answer is not None:
+                    raise error(answer)
+                return
+        self.pending.popleft()
+        plots.save_figure(getattr(plots, figure)(*args), path)
+
+    def _lost(self):
+        """The second process is gone: from now on, every picture is drawn here."""
+        self.process.kill()
+        self.close()
+        for _, path, _ in self.pending:  # what it was writing when it died (see runs.atomic_write)
+            with contextlib.suppress(OSError):
+                os.remove(f"{path}.tmp{self.process.pid}")
+        self.process = None
+
+    def close(self):
+        """End the second process: once a picture still being drawn there is finished (its file whole), or at once if
+        none is (it is loading matplotlib, or idle)."""
+        if self.process is not None:
+            if not self.pending:
+                self.process.kill()
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+            self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def second_process():
+    """The second process, started: ``serve`` in a new interpreter, in a session of its own (a Ctrl-C at the terminal
+    is for the run alone)."""
+    return subprocess.Popen([sys.executable, "-c", SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def serve():
+    """The second process: draw what is asked on stdin, answer on stdout, until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the run, which stops between pictures
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # (nothing but answers on stdout)
+    _warm_up()
+    while True:
+        request = receive(requests)
+        if request is None:
+            return
+        figure, path, args = request
+        try:
+            plots.save_figure(getattr(plots, figure)(*args), path)
+            answer = None
+        except Exception as e:
+            answer = answer_for(e)
+        answers.write(json.dumps(answer).encode() + b"\n")
+        answers.flush()
+
+
+def answer_for(e):
+    """What is sent back for an exception: what ``error`` needs to raise it again."""
+    kind = next(cls.__name__ for cls in (OSError, MemoryError, Exception) if isinstance(e, cls))
+    return {"kind": kind, "type": type(e).__name__, "filename": getattr(e, "filename", None),
+            "args": [a if isinstance(a, int) else str(a) for a in e.args]}
+
+
+def error(answer):
+    """The exception an answer names: an ``OSError`` (its subclass by errno) or ``MemoryError`` as such, others as
+    a ``RuntimeError`` that names them."""
+    args = answer["args"]
+    if answer["kind"] == "OSError":
+        return OSError(*args, answer["filename"]) if len(args) == 2 and isinstance(args[0], int) else OSError(*args)
+    if answer["kind"] == "MemoryError":
+        return MemoryError(*args)
+    return RuntimeError(f"{answer['type']}: {' '.join(map(str, args))} (drawing a picture)")
+
+
+def send(stream, request):
+    """Write ``(figure, path, args)``: a line of JSON, then each array's bytes. Arguments are arrays, a ``Config``,
+    a list of ``logs.Point``, or what JSON holds."""
+    figure, path, args = request
+    arrays, encoded = [], []
+    for arg in args:
+        if isinstance(arg, np.ndarray):
+            arrays.append(np.ascontiguousarray(arg))
+            encoded.append({"array": [arrays[-1].dtype.str, arrays[-1].shape]})
+        elif isinstance(arg, Config):
+            encoded.append({"config": arg.to_dict()})
+        elif isinstance(arg, list) and arg and isinstance(arg[0], Point):
+            encoded.append({"points": arg})
+        else:
+            encoded.append({"value": arg})
+    stream.write(json.dumps({"figure": figure, "path": os.fspath(path), "args": encoded}).encode() + b"\n")
+    for array in arrays:
+        stream.write(array.tobytes())
+    stream.flush()
+
+
+def receive(stream):
+    """The next ``(figure, path, args)`` written by ``send``, or None at the stream's end."""
+    line = stream.readline()
+    if not line:
+        return None
+    request, args = json.loads(line), []
+    for arg in request["args"]:
+        if "array" in arg:
+            dtype, shape = np.dtype(arg["array"][0]), arg["array"][1]
+            size = dtype.itemsize * int(np.prod(shape))
+            data = stream.read(size)
+            if len(data) < size:
+                return None
+            args.append(np.frombuffer(data, dtype).reshape(shape))
+        elif "config" in arg:
+            args.append(Config.from_dict(arg["config"]))
+        elif "points" in arg:
+            args.append([Point(*p) for p in arg["points"]])
+        else:
+            args.append(arg["value"])
+    return request["figure"], request["path"], args
+
+
+def _warm_up():
+    """Draw each picture of a run once on made-up data, unsaved: the first drawing loads matplotlib's fonts."""
+    import io
+
+    config = Config()
+    bits = np.arange(4 * config.truncated_backprop_length).reshape(1, -1) % 2
+    for fig in (plots.loss_figure(np.linspace(0.7, 0.1, 100), 10),
+                plots.predictions_figure(bits, bits, bits / 2, config)):
+        fig.savefig(io.BytesIO(), format="png", dpi=110)
+
+
+def _die_with_parent():
+    """Linux: be killed when the run's process dies, even by SIGKILL (elsewhere, stdin's end stops the loop)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
