@@ -18,17 +18,11 @@ from .compare import compare
 from .config import Config
 from .failures import MachineError, describe
 from .logs import logged_points
+from .machine import usable_cores
 from .runs import atomic_write, write_csv, write_json
 
 WORKER_BYTES = 640 * 2**20  # a worker training a seed of the defaults: peak RSS measured at 635 MB
 KEPT_BYTES = 64 * 2**10  # per seed of the envelope: its 5000 losses (20 KiB) and the summary's float64 copy
-
-
-def usable_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def capped_jobs(jobs, seeds, available_memory):

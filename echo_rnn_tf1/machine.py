@@ -91,6 +91,14 @@ def environ_without_onednn_settings(**settings):
     return env
 
 
+def usable_cores():
+    """The cores this process may run on (its affinity, on Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def describe(tf=None):
     """The ``machine`` object of run.json: CPU, oneDNN's level and settings, cores, and (given ``tf``) CUDA."""
     model, flags = cpu_info()
@@ -99,7 +107,7 @@ def describe(tf=None):
         "cpu": model,
         "architecture": platform.machine(),
         "onednn_isa": onednn_isa(flags, settings["ONEDNN_MAX_CPU_ISA"]) if flags else None,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": usable_cores(),
         **settings,
     }
     if tf is not None:

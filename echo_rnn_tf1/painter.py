@@ -23,6 +23,7 @@ import numpy as np
 from . import plots
 from .config import Config
 from .logs import Point
+from .machine import usable_cores
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVE = f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); from echo_rnn_tf1.painter import serve; serve()"
@@ -39,7 +40,7 @@ class Painter:
     @classmethod
     def start(cls):
         """A painter with a second process if it would save time, else one that draws in this process."""
-        if len(os.sched_getaffinity(0)) < 2 or "tensorflow" in sys.modules or "matplotlib" in sys.modules:
+        if usable_cores() < 2 or "tensorflow" in sys.modules or "matplotlib" in sys.modules or not sys.executable:
             return cls()
         try:
             return cls(second_process())
