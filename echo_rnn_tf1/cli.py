@@ -267,7 +267,8 @@ def envelope_command(argv):
     stage = "training"
     try:
         if args.engine == "tf1":
-            print(f"Training {len(seeds)} seeds of the source's defaults, {jobs} at a time{capped}", flush=True)
+            print(f"Training {envelope.plural(len(seeds), 'seed')} of the source's defaults, {jobs} at a time{capped}",
+                  flush=True)
             all_losses = envelope.train_seeds(seeds, jobs, on_done=lambda seed, losses: print(
                 f"seed {seed}: last epoch's mean loss {losses[-config.num_batches:].mean():.3g}", flush=True))
             how = {"jobs": jobs}
@@ -298,11 +299,12 @@ def envelope_command(argv):
     for line in summary:
         print(line)
     if args.engine == "tf1":
-        print(f"Engine tf1: {len(seeds)} seeds, {jobs} worker processes at a time: {train_seconds:.1f} s of training")
+        print(f"Engine tf1: {envelope.plural(len(seeds), 'seed')}, {jobs} worker process{'es' * (jobs != 1)} at a "
+              f"time: {train_seconds:.1f} s of training")
     else:
-        print(f"Engine tf2: {len(seeds)} seeds in {how['programs']} compiled program{'s' * (how['programs'] > 1)} of "
-              f"{how['seeds_per_program']}, {jobs} at a time: {train_seconds:.1f} s of training, loading TensorFlow "
-              f"and compiling included")
+        print(f"Engine tf2: {envelope.plural(len(seeds), 'seed')} in "
+              f"{envelope.plural(how['programs'], 'compiled program')} of {how['seeds_per_program']}, {jobs} at a time: "
+              f"{train_seconds:.1f} s of training, loading TensorFlow and compiling included")
         from .tf2_seeds import AGREEMENT
 
         print(AGREEMENT)
@@ -314,11 +316,13 @@ def _envelope_tf2(config, seeds, jobs, capped):
     import numpy as np
 
     from . import tf2_seeds
+    from .envelope import plural, seeds_text
     from .tfcompat import import_quiet_tensorflow
 
     parts, _ = tf2_seeds.chunks(seeds, jobs)
-    print(f"Training {len(seeds)} seeds of the source's defaults with the tf2 engine: {len(parts)} compiled "
-          f"program{'s' * (len(parts) > 1)} of {len(parts[0])} seeds, {jobs} at a time{capped}", flush=True)
+    print(f"Training {plural(len(seeds), 'seed')} of the source's defaults with the tf2 engine: "
+          f"{plural(len(parts), 'compiled program')} of {plural(len(parts[0]), 'seed')}, {jobs} at a time{capped}",
+          flush=True)
     import_quiet_tensorflow()
     checked = sorted({seeds[0], seeds[-1]})
     if tf2_seeds.start_is_faithful(config, checked):
@@ -330,7 +334,7 @@ def _envelope_tf2(config, seeds, jobs, capped):
 
     def done(chunk, losses):
         last = losses[:, -config.num_batches:].mean(axis=1)
-        print(f"seeds {chunk[0]}-{chunk[-1]}: last epoch's mean loss: median {np.median(last):.3g}, "
+        print(f"{seeds_text(chunk)}: last epoch's mean loss: median {np.median(last):.3g}, "
               f"largest {last.max():.3g}", flush=True)
 
     all_losses = tf2_seeds.train_seeds(config, seeds, jobs, start, on_chunk=done)

@@ -25,6 +25,16 @@ WORKER_BYTES = 640 * 2**20  # a worker training a seed of the defaults: peak RSS
 KEPT_BYTES = 64 * 2**10  # per seed of the envelope: its 5000 losses (20 KiB) and the summary's float64 copy
 
 
+def plural(count, noun):
+    """``"1 seed"``, ``"2 seeds"``."""
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def seeds_text(seeds):
+    """``"seed 7"`` for one, ``"seeds 7-9"`` for consecutive seeds from the first to the last."""
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
+
+
 def capped_jobs(jobs, seeds, available_memory):
     """``(jobs to run, why it is fewer than asked or None)``: at most one worker per usable core (TensorFlow keeps
     a core busy; more workers only share it), per seed, and per WORKER_BYTES of available memory. Raise
@@ -233,13 +243,13 @@ def save(out, seeds, all_losses, reference_points, config=Config(), record=None)
 
     matching = [row for row in rows if row[1]]
     widest = f" (widest epoch gap among them: {max(r[2] for r in matching):.2f} decades)" if matching else ""
-    return [f"The 2017 run lies inside the band [min, max] of {len(seeds)} seeds at "
+    return [f"The 2017 run lies inside the band [min, max] of {plural(len(seeds), 'seed')} at "
             f"{reference_inside(reference_points, low, high, config)} of its {len(reference_points)} points, "
             f"inside [10th, 90th percentile] at {reference_inside(reference_points, p10, p90, config)}.",
             f"{len(matching)} of {len(seeds)} seeds match the 2017 run by compare's criterion{widest}.",
             *(f"  seed {seed}: {summary}" for seed, match, _, _, summary in rows if not match),
-            f"The 2017 run's percentile among the {len(seeds)} seeds at its logged points (the percentage of seeds "
-            f"below it; 0: below them all):",
+            f"The 2017 run's percentile among the {plural(len(seeds), 'seed')} at its logged points (the percentage "
+            f"of seeds below it; 0: below them all):",
             *percentile_lines(percentiles),
             f"Wrote {out}: envelope.csv, seeds.csv, losses.npy, reference_percentiles.csv, envelope.png"
             + (", envelope.json" if record is not None else "")]
