@@ -136,10 +136,14 @@ def refuse_variant(config):
 def start(config, seed):
     """An ``Engine`` at the faithful graph's starting point for ``seed``, and the epoch's windows as tensors.
 
-    The engine writes out the source's network and loop alone: a ``config`` that chose a variant is refused."""
+    The starting point is drawn as the faithful graph draws it, without building that graph
+    (``tf2_seeds.drawn_start``: the same values bit for bit, 2.6 ms instead of 0.15 s). The engine writes out the
+    source's network and loop alone: a ``config`` that chose a variant is refused."""
+    from .tf2_seeds import drawn_start  # (which builds on this module)
+
     refuse_variant(config)
     tf = import_tensorflow()
-    values, inputs_value, targets_value = faithful_start(config, seed)
+    values, inputs_value, targets_value = drawn_start(config, seed)
     windowsX = tf.constant(epoch_windows(inputs_value, config))
     windowsY = tf.constant(epoch_windows(targets_value, config))
     return Engine(config, values), windowsX, windowsY
