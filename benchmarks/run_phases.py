@@ -69,9 +69,10 @@ def child(argv):
     os._exit(0)
 
 
-def timed(command):
+def timed(command, cwd=ROOT, env=None):
+    """``(seconds, stdout)`` of ``command`` run to its end; exits with its last line of stderr if it fails."""
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed: {result.stderr.strip().splitlines()[-1:]}")
     return time.perf_counter() - start, result.stdout
