@@ -228,6 +228,10 @@ class DeferredSignals:
             self._handled = len(self.received)
             raise Interrupted(signum)
 
+    def pending(self):
+        """Whether a signal came that ``check()`` has not raised yet."""
+        return len(self.received) > self._handled
+
     def handled(self):
         """Count every signal so far as handled (the stage it asked to stop has ended anyway)."""
         self._handled = len(self.received)

@@ -38,7 +38,7 @@ def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False, 
         with DeferredSignals().installed() as stop:
             return train_run(run, config, seed, engine, unroll, tensorboard, portable, stop)
     try:
-        with Painter.start() as painter:  # (before TensorFlow loads: it readies matplotlib while this process trains)
+        with Painter.start(stop) as painter:  # (before TensorFlow loads: it readies matplotlib while this process trains)
             outcome = _train_and_draw(run, config, seed, engine, unroll, tensorboard, portable, stop, painter)
     except Interrupted as e:  # after training: during the checkpoint or the pictures
         stage = run.info["stage"]

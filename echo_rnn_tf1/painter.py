@@ -2,9 +2,11 @@
 
 The second process starts with the run, before TensorFlow loads. While this one loads TensorFlow and trains
 (on one core), it imports matplotlib and draws each picture once on made-up data, unsaved, which loads the fonts.
-A picture is then a request: a function of ``plots``, its arguments and a file, as a line of JSON followed by the
-arrays' bytes (no pickle). The answer, a line of JSON, comes once the file is written (atomically, by
-``plots.save_figure``), or names the error that stopped it, raised here as if the picture had been drawn here.
+A picture is then a request on the second process's stdin: a function of ``plots``, its arguments and a file, as
+a line of JSON followed by the arrays' bytes (no pickle). The answer, a line of JSON on a pipe of its own, comes
+once the file is written (atomically, by ``plots.save_figure``), or names the error that stopped it, raised here as
+if the picture had been drawn here. A signal while a picture is drawn there lets it finish, as here; if no answer
+comes within ``SIGNAL_GRACE_SECONDS`` (the second process is stalled), the run stops without it.
 
 The picture is drawn in this process instead where a second one would not save time: one usable core, or
 TensorFlow or matplotlib loaded already (a notebook, the tests: there is no import left to overlap), and where it
@@ -14,9 +16,11 @@ import collections
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -26,26 +30,28 @@ from .logs import Point
 from .machine import usable_cores
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVE = f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); from echo_rnn_tf1.painter import serve; serve()"
+SIGNAL_GRACE_SECONDS = 10  # a picture takes at most a few seconds whatever the run (see plots.MOST_POINTS)
+POLL_SECONDS = 0.1
 
 
 class Painter:
     """``draw(figure, path, *args)`` asks for ``plots.save_figure(plots.<figure>(*args), path)``; ``wait()`` returns
     once the oldest picture asked for is written, or raises what stopped it. Use as a context manager."""
 
-    def __init__(self, process=None):
-        self.process = process
+    def __init__(self, process=None, stop=None):
+        self.process, self.stop = process, stop
         self.pending = collections.deque()
 
     @classmethod
-    def start(cls):
-        """A painter with a second process if it would save time, else one that draws in this process."""
+    def start(cls, stop=None):
+        """A painter with a second process if it would save time, else one that draws in this process. ``stop``: the
+        run's ``DeferredSignals``, for how long a picture is waited for once a signal came."""
         if usable_cores() < 2 or "tensorflow" in sys.modules or "matplotlib" in sys.modules or not sys.executable:
-            return cls()
+            return cls(stop=stop)
         try:
-            return cls(second_process())
+            return cls(second_process(), stop)
         except OSError:  # no memory or processes left for it: draw here
-            return cls()
+            return cls(stop=stop)
 
     def draw(self, figure, path, *args):
         request = (figure, path, args)
@@ -60,7 +66,9 @@ class Painter:
         figure, path, args = self.pending[0]
         if self.process is not None:
             try:
-                answer = json.loads(self.process.stdout.readline())
+                answer = json.loads(self._answer())
+                if answer is not None and not isinstance(answer, dict):
+                    raise ValueError(answer)
             except (OSError, ValueError):  # it died (an empty line is no JSON)
                 self._lost()
             else:
@@ -70,6 +78,24 @@ class Painter:
                 return
         self.pending.popleft()
         plots.save_figure(getattr(plots, figure)(*args), path)
+
+    def _answer(self):
+        """The next line on the answers' pipe (empty if it closed). Once a signal came, at most
+        SIGNAL_GRACE_SECONDS more: then the second process is ended and the signal raised (``stop.check()``)."""
+        line, deadline = b"", None
+        while not line.endswith(b"\n"):
+            ready, _, _ = select.select([self.process.answers], [], [], POLL_SECONDS)
+            if ready:
+                data = os.read(self.process.answers, 4096)
+                if not data:
+                    break
+                line += data
+            elif self.stop is not None and self.stop.pending():
+                deadline = deadline or time.monotonic() + SIGNAL_GRACE_SECONDS
+                if time.monotonic() > deadline:
+                    self._lost()
+                    self.stop.check()
+        return line
 
     def _lost(self):
         """The second process is gone: from now on, every picture is drawn here."""
@@ -89,6 +115,8 @@ class Painter:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()
             self.process.wait()
+            with contextlib.suppress(OSError):
+                os.close(self.process.answers)
 
     def __enter__(self):
         return self
@@ -99,18 +127,30 @@ class Painter:
 
 def second_process():
     """The second process, started: ``serve`` in a new interpreter, in a session of its own (a Ctrl-C at the terminal
-    is for the run alone)."""
-    return subprocess.Popen([sys.executable, "-c", SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    is for the run alone), answering on a pipe of its own (``.answers``, a file descriptor): its stdout is not
+    used, so nothing printed there (a ``sitecustomize``, say) can pass for an answer."""
+    answers, answering = os.pipe()
+    code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); from echo_rnn_tf1.painter import serve; "
+            f"serve({answering}, {os.getpid()})")
+    try:
+        process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, pass_fds=[answering], start_new_session=True)
+    except BaseException:
+        os.close(answers)
+        raise
+    finally:
+        os.close(answering)
+    process.answers = answers
+    return process
 
 
-def serve():
-    """The second process: draw what is asked on stdin, answer on stdout, until stdin closes."""
+def serve(answering, parent):
+    """The second process: draw what is asked on stdin, answer on file descriptor ``answering``, until stdin
+    closes."""
+    _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the run, which stops between pictures
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent()
-    requests, answers = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # (nothing but answers on stdout)
+    requests = sys.stdin.buffer
     _warm_up()
     while True:
         request = receive(requests)
@@ -122,8 +162,7 @@ def serve():
             answer = None
         except Exception as e:
             answer = answer_for(e)
-        answers.write(json.dumps(answer).encode() + b"\n")
-        answers.flush()
+        os.write(answering, json.dumps(answer).encode() + b"\n")
 
 
 def answer_for(e):
@@ -199,10 +238,13 @@ def _warm_up():
         fig.savefig(io.BytesIO(), format="png", dpi=110)
 
 
-def _die_with_parent():
-    """Linux: be killed when the run's process dies, even by SIGKILL (elsewhere, stdin's end stops the loop)."""
+def _die_with(parent):
+    """Be killed when the run's process dies, even by SIGKILL (Linux; elsewhere, stdin's end stops the loop); leave
+    now if it died already."""
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        sys.exit(0)

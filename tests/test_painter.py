@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from echo_rnn_tf1 import painter as painter_module
 from echo_rnn_tf1 import plots
 from echo_rnn_tf1.config import Config
-from echo_rnn_tf1.failures import describe
+from echo_rnn_tf1.failures import Interrupted, describe
 from echo_rnn_tf1.logs import parse_log, read_reference
 from echo_rnn_tf1.painter import Painter, answer_for, error, second_process
 
@@ -126,3 +127,54 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_what_starts_the_interpreter_cannot_pass_for_an_answer(tmp_path):
+    # A sitecustomize that prints to stdout, here a line that is JSON: answers come on a pipe of their own.
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text('print("null")\nprint(0)\n')
+    figure, args = pictures()[1]
+    plots.save_figure(getattr(plots, figure)(*args), tmp_path / "here.png")
+    code = ("import sys\nfrom test_painter import pictures\nfrom echo_rnn_tf1.painter import Painter, second_process\n"
+            "figure, args = pictures()[1]\n"
+            "with Painter(second_process()) as p:\n    p.draw(figure, sys.argv[1], *args)\n    p.wait()\n"
+            "    print(p.process is not None)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), ROOT, os.path.join(ROOT, "tests")]))
+    result = subprocess.run([sys.executable, "-c", code, tmp_path / "there.png"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "True"  # drawn there, answered there
+    assert (tmp_path / "there.png").read_bytes() == (tmp_path / "here.png").read_bytes()
+
+
+class Signalled:
+    """A run's ``DeferredSignals`` after a SIGINT came."""
+
+    def pending(self):
+        return True
+
+    def check(self):
+        raise Interrupted(signal.SIGINT)
+
+
+def test_a_signal_stops_the_wait_for_a_stalled_second_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(painter_module, "SIGNAL_GRACE_SECONDS", 0.5)
+    figure, args = pictures()[0]
+    with Painter(second_process(), Signalled()) as painter:
+        os.kill(painter.process.pid, signal.SIGSTOP)  # stalled: it never answers
+        painter.draw(figure, tmp_path / "loss.png", *args)
+        started = time.monotonic()
+        with pytest.raises(Interrupted):
+            painter.wait()
+        assert time.monotonic() - started < 5
+        assert painter.process is None  # ended
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_closed_painter_leaves_no_open_file(tmp_path):
+    code = ("import gc, warnings\nwarnings.simplefilter('error')\nfrom echo_rnn_tf1.painter import Painter, "
+            "second_process\np = Painter(second_process())\np.close()\ndel p\ngc.collect()\nprint('closed')\n")
+    result = subprocess.run([sys.executable, "-X", "dev", "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "closed\n" and "ResourceWarning" not in result.stderr, \
+        result.stderr
