@@ -449,6 +449,8 @@ def main(argv=None):
     Without ``argv``, this is the process's entry point: once the command is over, a late Ctrl-C can no longer
     change how the process ends."""
     entry_point = argv is None
+    if entry_point:
+        failures.open_standard_streams()
     argv = sys.argv[1:] if argv is None else list(argv)
     command = COMMANDS.get(argv[0]) if argv else None
     with failures.closed_pipe_safe_streams(), failures.stopping_signals(then_ignore=entry_point) as lost:

@@ -14,6 +14,7 @@ Nothing heavy is imported here.
 """
 import contextlib
 import errno
+import fcntl
 import os
 import signal
 import sys
@@ -113,6 +114,24 @@ def report(error):
     else:
         print(f"echo_rnn_tf1: error: {message}", file=sys.stderr)
     return code
+
+
+def open_standard_streams():
+    """Point stdin, stdout or stderr at /dev/null where the process was started without it (``>&-``): Python then
+    has no ``sys.stdout`` to print to, and the first file the command opened would take its number. (An output
+    that is open for reading only, e.g. a script file that a launcher left on that number, counts as closed.)"""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            usable = fd == 0 or fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
+        except OSError:
+            usable = False
+        if not usable:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))
 
 
 class _ClosedPipeSafe:

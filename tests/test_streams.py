@@ -1,0 +1,38 @@
+"""A command started with stdout or stderr closed (``>&-``) ends with its own exit code, not a traceback's 1."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, TINY_RUN
+
+REFERENCE = os.path.join(ROOT, "echo_rnn_tf1", "reference_2017.log")
+
+
+def in_shell(command_line):
+    """Run ``python -m echo_rnn_tf1 ARGS`` as a shell line (to close a stream with ``>&-``); the CompletedProcess."""
+    return subprocess.run(["bash", "-c", f'"{sys.executable}" -m echo_rnn_tf1 {command_line}'], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("closed, said_on", [(">&-", "stderr"), ("2>&-", None)])
+def test_bad_input_with_a_closed_stream_is_exit_2(closed, said_on):
+    result = in_shell(f"--num-epochs 0 {closed}")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == ("echo_rnn_tf1: error: --num-epochs 0: must be a positive integer\n" if said_on else "")
+
+
+def test_a_verdict_with_stdout_closed_keeps_its_exit_code():
+    assert in_shell(f'compare "{REFERENCE}" >&-').returncode == 0  # MATCH, unread
+    assert in_shell(f'compare "{REFERENCE}" "{REFERENCE}" >&- 2>&-').returncode == 0
+
+
+@pytest.mark.slow
+def test_a_run_with_both_outputs_closed_finishes_and_says_so_in_its_record(tmp_path):
+    result = in_shell(f'{" ".join(map(str, TINY_RUN))} --seed 0 --out "{tmp_path / "run"}" >&- 2>&-')
+    assert result.returncode == 0 and result.stdout == result.stderr == ""
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "finished" and "predictions.png" in info["files"]
