@@ -451,6 +451,7 @@ def main(argv=None):
     entry_point = argv is None
     if entry_point:
         failures.open_standard_streams()
+        os.environ["MPLBACKEND"] = "agg"  # the commands only write picture files: whatever backend is asked for
     argv = sys.argv[1:] if argv is None else list(argv)
     command = COMMANDS.get(argv[0]) if argv else None
     with failures.closed_pipe_safe_streams(), failures.stopping_signals(then_ignore=entry_point) as lost:

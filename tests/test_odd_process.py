@@ -1,4 +1,5 @@
-"""A command started with stdout or stderr closed (``>&-``) ends with its own exit code, not a traceback's 1."""
+"""A command started in an odd process ends as it would in a plain one: with stdout or stderr closed (``>&-``), its
+own exit code, not a traceback's 1; with an unknown matplotlib backend asked for, its pictures drawn."""
 import json
 import os
 import subprocess
@@ -11,10 +12,12 @@ from conftest import ROOT, TINY_RUN
 REFERENCE = os.path.join(ROOT, "echo_rnn_tf1", "reference_2017.log")
 
 
-def in_shell(command_line):
-    """Run ``python -m echo_rnn_tf1 ARGS`` as a shell line (to close a stream with ``>&-``); the CompletedProcess."""
+def in_shell(command_line, **environ):
+    """Run ``python -m echo_rnn_tf1 ARGS`` as a shell line (to close a stream with ``>&-``), with ``environ`` added
+    to the environment; the CompletedProcess."""
     return subprocess.run(["bash", "-c", f'"{sys.executable}" -m echo_rnn_tf1 {command_line}'], cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=300)
+                          env=dict(os.environ, PYTHONPATH=ROOT, **environ), capture_output=True, text=True,
+                          timeout=300)
 
 
 @pytest.mark.parametrize("closed, said_on", [(">&-", "stderr"), ("2>&-", None)])
@@ -36,3 +39,12 @@ def test_a_run_with_both_outputs_closed_finishes_and_says_so_in_its_record(tmp_p
     assert result.returncode == 0 and result.stdout == result.stderr == ""
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["status"] == "finished" and "predictions.png" in info["files"]
+
+
+@pytest.mark.slow
+def test_a_bogus_matplotlib_backend_does_not_cost_the_pictures(tmp_path):
+    result = in_shell(f'{" ".join(map(str, TINY_RUN))} --seed 0 --out "{tmp_path / "run"}"', MPLBACKEND="bogus")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    for picture in ("loss.png", "predictions.png"):
+        assert picture in info["files"] and (tmp_path / "run" / picture).read_bytes()[:4] == b"\x89PNG"
