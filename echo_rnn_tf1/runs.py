@@ -126,6 +126,11 @@ class RunWriter:
     def __init__(self, path, force=False):
         self.path = str(path)
         check_folder_path(self.path)
+        try:
+            os.path.abspath(self.path).encode("utf-8")
+        except UnicodeEncodeError:  # a byte of another encoding, as the file system handed it to Python
+            raise RunError(f"--out {os.fsencode(self.path)!r}: not UTF-8, and TensorFlow saves a checkpoint only "
+                           f"under a UTF-8 path") from None
         if self._holds_files() and not force:
             os.close(_lock_folder(self.path))  # a folder whose run is training says so
             raise RunError(f"--out {self.path}: the folder exists and is not empty (give --force to overwrite "

@@ -1,5 +1,6 @@
 """A command started in an odd process ends as it would in a plain one: with stdout or stderr closed (``>&-``), its
-own exit code, not a traceback's 1; with an unknown matplotlib backend asked for, its pictures drawn."""
+own exit code, not a traceback's 1; with an unknown matplotlib backend asked for, its pictures drawn. A run folder
+that TensorFlow cannot save in is refused before training."""
 import json
 import os
 import subprocess
@@ -48,3 +49,12 @@ def test_a_bogus_matplotlib_backend_does_not_cost_the_pictures(tmp_path):
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     for picture in ("loss.png", "predictions.png"):
         assert picture in info["files"] and (tmp_path / "run" / picture).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_run_folder_whose_name_is_not_utf8_is_refused_before_training(tmp_path, cli):
+    out = os.fsdecode(os.fsencode(str(tmp_path)) + b"/odd\xffA")  # a Latin-1 byte, as a file system may hold
+    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"echo_rnn_tf1: error: --out {os.fsencode(out)!r}: not UTF-8, and TensorFlow saves a "
+                             f"checkpoint only under a UTF-8 path\n")
+    assert os.listdir(tmp_path) == []
