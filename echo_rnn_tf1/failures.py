@@ -27,7 +27,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 # errno values that mean the machine failed us rather than the user's input
 _MACHINE_ERRNOS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EIO: "I/O error",
-                   errno.ENOMEM: "out of memory"}
+                   errno.ENOMEM: "out of memory", errno.EFBIG: "file size limit reached"}
 
 
 class BadInput(Exception):
@@ -88,6 +88,8 @@ def _tensorflow_machine_failure(error):
     text = _one_line(error)
     if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
         return f"disk full (TensorFlow: {text})"
+    if "File too large" in str(error):  # EFBIG's words
+        return f"file size limit reached (TensorFlow: {text})"
     if type(error).__name__ == "ResourceExhaustedError":
         return f"out of memory (TensorFlow: {text})"
     return None

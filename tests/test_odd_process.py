@@ -1,6 +1,7 @@
 """A command started in an odd process ends as it would in a plain one: with stdout or stderr closed (``>&-``), its
 own exit code, not a traceback's 1; with an unknown matplotlib backend asked for, its pictures drawn. A run folder
-that TensorFlow cannot save in is refused before training."""
+that TensorFlow cannot save in is refused before training; a file size limit (``ulimit -f``) is the machine's."""
+import errno
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT, TINY_RUN
+from echo_rnn_tf1.failures import describe
 
 REFERENCE = os.path.join(ROOT, "echo_rnn_tf1", "reference_2017.log")
 
@@ -58,3 +60,21 @@ def test_a_run_folder_whose_name_is_not_utf8_is_refused_before_training(tmp_path
     assert result.stderr == (f"echo_rnn_tf1: error: --out {os.fsencode(out)!r}: not UTF-8, and TensorFlow saves a "
                              f"checkpoint only under a UTF-8 path\n")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_file_size_limit_is_the_machines_failure():
+    assert describe(OSError(errno.EFBIG, os.strerror(errno.EFBIG), "run/losses.csv")) == (
+        3, "file size limit reached: run/losses.csv: File too large")
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_while_tensorflow_writes_is_the_machines_failure(tmp_path):
+    # 70 KiB: the run.json reserve (64 KiB) and an epoch's losses.csv (18 KiB) fit, the checkpoint's .meta (73 KiB)
+    # does not; TensorFlow says so in its own words.
+    result = subprocess.run(["bash", "-c", f'ulimit -f 70; "{sys.executable}" -m echo_rnn_tf1 --num-epochs 1 '
+                             f'--seed 0 --out "{tmp_path / "run"}"'], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("echo_rnn_tf1: error: file size limit reached (TensorFlow: ")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "failed" and info["stage"] == "checkpoint" and info["cause"].startswith("file size")
