@@ -1,4 +1,5 @@
 """The native TF2 engine computes what the faithful graph computes, and both share one process."""
+import dataclasses
 import json
 
 import numpy as np
@@ -106,6 +107,20 @@ def test_a_chaotic_seed_learns_as_much_with_both_engines(epoch_losses):
     faithful, native = (losses[-100:].mean() for losses in epoch_losses[CHAOTIC_SEED])
     assert faithful < LEARNED and native < LEARNED
     assert max(faithful, native) / min(faithful, native) < LAST_100_RATIO
+
+
+def test_engines_of_one_configuration_share_one_compiled_epoch():
+    config = Config(num_epochs=2, total_series_length=1000, learning_rate=0.25)  # (compiled by this test alone)
+    tf2.train(config, 3, log=lambda line: None)
+    engine, windowsX, windowsY = tf2.start(dataclasses.replace(config, num_epochs=1), 7)  # another seed and length
+    program = tf2.compiled_epoch(config, engine.names)
+    assert engine._epoch is program and program.experimental_get_tracing_count() == 1  # traced once, for seed 3
+    assert tf2.compiled_epoch(dataclasses.replace(config, learning_rate=0.3), engine.names) is not program
+    shared = engine.train_epoch(windowsX, windowsY)
+    # A program made afresh for seed 7 computes the same losses, bit for bit.
+    engine, windowsX, windowsY = tf2.start(config, 7)
+    engine._epoch = tf2.epoch_program.__wrapped__(dataclasses.replace(config, num_epochs=1), engine.names)
+    assert engine.train_epoch(windowsX, windowsY).tobytes() == shared.tobytes()
 
 
 @pytest.mark.slow
