@@ -1,10 +1,13 @@
 import collections
 import contextlib
+import functools
+import importlib
 import io
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -54,15 +57,39 @@ def cli(capfd):
     return run
 
 
-def train_in_process(*args):
-    """``main(ARGS)`` in this process for a fixture's run, which must finish (exit 0); returns its stdout."""
+def main_in_process(*args):
+    """``main(ARGS)`` in this process, for a fixture (a test has the ``cli`` fixture); returns a CliResult."""
     from echo_rnn_tf1.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main([str(a) for a in args])
-    assert code == 0, stderr.getvalue()
-    return stdout.getvalue()
+    return CliResult(code, stdout.getvalue(), stderr.getvalue())
+
+
+def train_in_process(*args):
+    """``main(ARGS)`` in this process for a fixture's run, which must finish (exit 0); returns its stdout."""
+    result = main_in_process(*args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def signal_here(monkeypatch, module, name, signum=signal.SIGINT, when=lambda *args: True):
+    """``echo_rnn_tf1.MODULE.NAME`` (a function, or ``Class.method``) sends ``signum`` to this process first if
+    ``when(*its arguments)``, then does its work: a signal arriving at a known point of a command run in this
+    process. The command's own handler takes it: a command installs its handlers in the main thread, where
+    pytest-xdist (from 3.6 on) runs the tests."""
+    assert threading.current_thread() is threading.main_thread()
+    *owners, attribute = name.split(".")
+    owner = functools.reduce(getattr, owners, importlib.import_module(f"echo_rnn_tf1.{module}"))
+    original = getattr(owner, attribute)
+
+    def patched(*args, **kwargs):
+        if when(*args):
+            os.kill(os.getpid(), signum)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attribute, patched)
 
 
 # Trainings shared by tests of several files: each is made once per session (once per xdist worker that needs it),
