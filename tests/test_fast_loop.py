@@ -5,14 +5,12 @@ calling thread. Checked against the source's own loop (``sess.run`` with a ``fee
 written out here, in one process and one graph, and against the source's own code in a process of its own.
 """
 import dataclasses
-import os
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 from echo_rnn_tf1.config import Config
-from echo_rnn_tf1.oracle import source_losses
 from echo_rnn_tf1.runs import read_losses
 from echo_rnn_tf1.train import prepare, run_training
 
@@ -51,10 +49,11 @@ def test_the_callable_loop_equals_the_source_loop(tf, config):
 
 
 @pytest.mark.slow
-def test_a_run_from_the_command_line_is_the_source_bit_for_bit(tmp_path):
+@pytest.mark.xdist_group("epochs")  # (the source's epoch of seed 1 is test_oracle's too)
+def test_a_run_from_the_command_line_is_the_source_bit_for_bit(tmp_path, source_epoch):
     # A fresh process, so its training session is the first one and sets the thread pools: the case users run.
-    result = run_cli("--seed", 2, "--num-epochs", 1, "--out", tmp_path / "run")
+    result = run_cli("--seed", 1, "--num-epochs", 1, "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
-    expected, _ = source_losses(2, 1, env=dict(os.environ, PYTHONPATH=ROOT))
+    expected, _ = source_epoch(1)  # the source's own code, in a process of its own
     _, _, got = read_losses(tmp_path / "run" / "losses.csv")
     assert got.tobytes() == expected.tobytes()
