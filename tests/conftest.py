@@ -120,25 +120,47 @@ def full_default_run(tmp_path_factory):
     return out, run_cli("--seed", 0, "--out", out)
 
 
+def once_per_seed(make):
+    """``get(seed)``: ``make(seed)``, a tuple whose first item is an array, made once per seed and read only."""
+    made = {}
+
+    def get(seed):
+        if seed not in made:
+            made[seed] = make(seed)
+            made[seed][0].setflags(write=False)
+        return made[seed]
+
+    return get
+
+
+def one_epoch_of(train):
+    """``make(seed)`` for ``once_per_seed``: ``(losses as float32, log lines)`` of ``train(Config(num_epochs=1),
+    seed)``."""
+    from echo_rnn_tf1.config import Config
+
+    def make(seed):
+        lines = []
+        return np.array(train(Config(num_epochs=1), seed, log=lines.append), dtype=np.float32), tuple(lines)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def faithful_epoch():
     """``faithful_epoch(seed)``: ``(losses as float32, log lines)`` of ``train(Config(num_epochs=1), seed)``, one
     default epoch of the faithful graph, trained once per session and seed (a seed trains to the same bits every
     time in one process: test_oracle)."""
-    from echo_rnn_tf1.config import Config
     from echo_rnn_tf1.train import train
 
-    made = {}
+    return once_per_seed(one_epoch_of(train))
 
-    def get(seed):
-        if seed not in made:
-            lines = []
-            losses = np.array(train(Config(num_epochs=1), seed, log=lines.append), dtype=np.float32)
-            losses.setflags(write=False)
-            made[seed] = losses, tuple(lines)
-        return made[seed]
 
-    return get
+@pytest.fixture(scope="session")
+def tf2_epoch():
+    """``tf2_epoch(seed)``: the same for ``tf2.train``, the TF2 engine, once per session and seed."""
+    from echo_rnn_tf1 import tf2
+
+    return once_per_seed(one_epoch_of(tf2.train))
 
 
 @pytest.fixture(scope="session")
@@ -147,15 +169,7 @@ def source_epoch():
     its own), run once per session and seed."""
     from echo_rnn_tf1.oracle import source_losses
 
-    made = {}
-
-    def get(seed):
-        if seed not in made:
-            made[seed] = source_losses(seed, 1, env=dict(os.environ, PYTHONPATH=ROOT))
-            made[seed][0].setflags(write=False)
-        return made[seed]
-
-    return get
+    return once_per_seed(lambda seed: source_losses(seed, 1, env=dict(os.environ, PYTHONPATH=ROOT)))
 
 
 @contextlib.contextmanager
