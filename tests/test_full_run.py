@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import main_in_process
 from echo_rnn_tf1.compare import compare
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.logs import logged_points, parse_log, read_reference
@@ -33,9 +33,10 @@ def test_full_default_run_learns_the_echo_and_matches_2017(full_default_run, cli
 
 @pytest.fixture(scope="module")
 def envelope_of_two_seeds(tmp_path_factory):
-    """``(folder, CompletedProcess)`` of ``python -m echo_rnn_tf1 envelope`` of seeds 0 and 1 (read only)."""
+    """``(folder, CliResult)`` of the command ``envelope`` of seeds 0 and 1, run in this process (its worker processes
+    train the seeds), read only."""
     out = tmp_path_factory.mktemp("envelope") / "envelope"
-    return out, run_cli("envelope", "--seeds", 2, "--first-seed", 0, "--out", out)
+    return out, main_in_process("envelope", "--seeds", 2, "--first-seed", 0, "--out", out)
 
 
 def test_seed_1_of_the_source_is_no_match(envelope_of_two_seeds):
