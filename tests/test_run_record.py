@@ -177,19 +177,30 @@ def _mount_tmpfs(folder, size):
         pytest.skip("cannot mount a tmpfs here (it needs root)")
 
 
+def _fill(disk):
+    """Fill the file system of ``disk`` to the brim."""
+    with contextlib.suppress(OSError), open(disk / "filler", "wb", buffering=0) as filler:
+        while True:
+            filler.write(b"\0" * 4096)
+
+
 @pytest.mark.slow
-def test_a_real_full_disk_mid_training_is_recorded(tmp_path):
+def test_a_real_full_disk_mid_training_is_recorded(tmp_path, cli, monkeypatch):
     disk = tmp_path / "disk"
     _mount_tmpfs(disk, "1m")
     try:
         out = disk / "run"
-        with started("--num-epochs", 1000, "--seed", 0, "--out", out) as process:
-            wait_until(grown(out / "losses.csv", 4000), process)
-            with contextlib.suppress(OSError), open(disk / "filler", "wb", buffering=0) as filler:
-                while True:  # fill the disk to the brim
-                    filler.write(b"\0" * 4096)
-            _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 3
+        _after_step, written = train_module.after_step, []
+
+        def after_step(epoch_idx, batch_idx, *rest):  # the disk fills up at step 300 (losses.csv: over 4 KB)
+            if batch_idx == 300:
+                written.append((out / "losses.csv").stat().st_size)
+                _fill(disk)
+            _after_step(epoch_idx, batch_idx, *rest)
+
+        monkeypatch.setattr(train_module, "after_step", after_step)
+        returncode, _, stderr = cli("--num-epochs", 1, "--seed", 0, "--out", out)
+        assert written[0] > 4000 and returncode == 3
         assert one_error_line(stderr).startswith("echo_rnn_tf1: error: disk full: ")
         info = record(out)
         assert info["status"] == "failed" and info["stage"] == "training" and info["cause"].startswith("disk full")
