@@ -9,8 +9,8 @@ from echo_rnn_tf1.logs import logged_points, parse_log, read_reference
 from echo_rnn_tf1.runs import read_losses
 
 # every test here trains, or starts TensorFlow in a new process; on one xdist worker, with the full run they share
-# with test_notebook
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("full_default_run")]
+# with test_notebook and test_fast_loop (which compares it with the source's epoch, as test_oracle does: "epochs")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("epochs")]
 
 REFERENCE = parse_log(read_reference(), "2017 log")
 
