@@ -20,6 +20,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_RUN = ("--num-epochs", 1, "--total-series-length", 500)  # 10 steps
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first: pytest-xdist hands out the xdist groups first (the largest first), then the other tests
+    in this order as workers free up, so that the quick ones come last and even out the workers' ends."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def run_cli(*args, cwd=None, env=None, **kwargs):
     """Run ``python -m echo_rnn_tf1 ARGS`` in a fresh process (in ``env``, default this one's); return the
     CompletedProcess (text)."""
