@@ -100,7 +100,8 @@ def test_a_chaotic_seed_learns_as_much_with_both_engines(epoch_losses):
 
 
 def test_engines_of_one_configuration_share_one_compiled_epoch():
-    config = Config(num_epochs=2, total_series_length=1000, learning_rate=0.25)  # (compiled by this test alone)
+    # (compiled by this test alone; windows of 2 steps: compiled in half the time of the source's 10)
+    config = Config(num_epochs=2, total_series_length=100, truncated_backprop_length=2, echo_step=1, learning_rate=0.25)
     tf2.train(config, 3, log=lambda line: None)
     engine, windowsX, windowsY = tf2.start(dataclasses.replace(config, num_epochs=1), 7)  # another seed and length
     program = tf2.compiled_epoch(config, engine.names)
