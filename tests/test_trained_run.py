@@ -60,8 +60,8 @@ def test_evaluate_a_run_that_learned_nothing(tiny_run, cli):
 @with_trained_run
 def test_predict_aligns_input_echo_and_prediction(run_dir, cli):
     bits = "0110111001" "1010010110"
-    result = run_cli("predict", run_dir, bits, "--json")  # (the command end to end, in a process of its own)
-    assert result.returncode == 0, result.stderr
+    result = cli("predict", run_dir, bits, "--json")  # (evaluate's test above runs an inference command in a process
+    assert result.returncode == 0, result.stderr     # of its own, loading TensorFlow and the checkpoint there)
     assert json.loads(result.stdout) == {"input": bits, "target": "0000110111" "0001010010",
                                          "prediction": "0000110111" "0001010010"}
     lines = cli("predict", run_dir, bits).stdout.splitlines()
