@@ -99,6 +99,7 @@ def test_a_chaotic_seed_learns_as_much_with_both_engines(epoch_losses):
     assert max(faithful, native) / min(faithful, native) < LAST_100_RATIO
 
 
+@pytest.mark.slow
 def test_engines_of_one_configuration_share_one_compiled_epoch():
     # (compiled by this test alone; windows of 2 steps: compiled in half the time of the source's 10)
     config = Config(num_epochs=2, total_series_length=100, truncated_backprop_length=2, echo_step=1, learning_rate=0.25)
