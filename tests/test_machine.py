@@ -173,7 +173,8 @@ def doctor_portable():
 def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path, doctor_portable):
     # --portable sets oneDNN's settings before TensorFlow loads, over whatever the environment had: the same
     # bits under any cap. Without it, capping the instruction set changes the bits from step ~7 (measured).
-    # Under an AVX2 cap: doctor --portable's seed 0 (one default epoch), its digest in the report.
+    # A portable run without a cap against doctor --portable's seed 0 (one default epoch), made under an AVX2 cap
+    # (which --portable overrides): the digest of its losses, in doctor's report.
     out = tmp_path / "portable"
     result = run_cli("--num-epochs", 1, "--seed", 0, "--out", out, "--portable",
                      env=machine.environ_without_onednn_settings())
