@@ -13,6 +13,8 @@ Line for line against the faithful graph (``model.py``) and its loop (``train.py
 The series and the initial weights are the faithful graph's for the same seed, so the two engines start
 from the same place and differ only by float rounding.
 """
+import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -79,38 +81,60 @@ def steps_in_order(tf, step, params, accumulators, windowsX, windowsY):
     return params, accumulators, losses.stack()
 
 
+def epoch_steps(tf, config, names, params, accumulators, windowsX, windowsY):
+    """Train on every window of ``windowsX`` in order; return the new state and each step's loss (before its update)."""
+
+    def step(params, accumulators, batchX, batchY):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            logits = forward(tf, dict(zip(names, params)), batchX, config)
+            total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=batchY, logits=logits))
+        params, accumulators = adagrad(tf, params, accumulators, tape.gradient(total_loss, params), config.learning_rate)
+        return params, accumulators, total_loss
+
+    return steps_in_order(tf, step, params, accumulators, windowsX, windowsY)
+
+
+def compiled_epoch(config, names):
+    """The epoch as one ``tf.function(jit_compile=True)``, pure (weights and accumulators in, new ones out): one per
+    configuration (``num_epochs`` aside) and variable ``names`` in this process (``epoch_program``)."""
+    return epoch_program(dataclasses.replace(config, num_epochs=1), tuple(names))
+
+
+# The compiled epoch depends on the shapes and hyperparameters, not on the seed or num_epochs: it is made once per
+# configuration in a process and shared by every Engine of it (seeds one after another, a notebook that trains
+# again), which would otherwise trace and XLA-compile it anew (about a second each). ``epoch_program.cache_clear()``
+# forgets them all (to time a compilation again).
+@functools.cache
+def epoch_program(config, names):
+    tf = import_tensorflow()
+
+    def epoch(params, accumulators, windowsX, windowsY):
+        return epoch_steps(tf, config, names, params, accumulators, windowsX, windowsY)
+
+    return tf.function(epoch, jit_compile=True, autograph=False)
+
+
 class Engine:
     """The TF2 engine for one configuration: the weights, Adagrad's accumulators, and the compiled epoch.
 
     The epoch is a pure function, weights and accumulators in, new ones out, so the first call, which traces
-    and XLA-compiles it, can be made and thrown away (``compile``) to time compilation apart from training.
+    and XLA-compiles it, can be made and thrown away (``compile``) to time compilation apart from training; the
+    compiled epoch is shared by every Engine of the same configuration in the process (``compiled_epoch``).
     """
 
     def __init__(self, config, initial_values):
-        tf = self.tf = import_tensorflow()
+        tf = import_tensorflow()
         self.config = config
         self.names = tuple(initial_values)  # the faithful graph's variable names, in its order
         self.params = tuple(tf.constant(value, tf.float32) for value in initial_values.values())
         self.accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in self.params)
-        self._epoch = tf.function(self._epoch_steps, jit_compile=True, autograph=False)
-
-    def _epoch_steps(self, params, accumulators, windowsX, windowsY):
-        """Train on every window of ``windowsX`` in order; return the new state and each step's loss (before its update)."""
-        tf, config = self.tf, self.config
-
-        def step(params, accumulators, batchX, batchY):
-            with tf.GradientTape() as tape:
-                tape.watch(params)
-                logits = forward(tf, dict(zip(self.names, params)), batchX, config)
-                total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=batchY, logits=logits))
-            params, accumulators = adagrad(tf, params, accumulators, tape.gradient(total_loss, params), config.learning_rate)
-            return params, accumulators, total_loss
-
-        return steps_in_order(tf, step, params, accumulators, windowsX, windowsY)
+        self._epoch = compiled_epoch(config, self.names)
 
     def compile(self, windowsX, windowsY):
         """Trace and XLA-compile the epoch by running it once and discarding the result; return the seconds taken
-        (compilation, plus one epoch's run: a few percent of it)."""
+        (compilation, plus one epoch's run: a few percent of it; only that run where an Engine of this configuration
+        compiled it before in this process)."""
         start = time.perf_counter()
         _, _, losses = self._epoch(self.params, self.accumulators, windowsX, windowsY)
         losses.numpy()

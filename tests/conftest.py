@@ -1,10 +1,13 @@
 import collections
 import contextlib
+import functools
+import importlib
 import io
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,6 +18,12 @@ import echo_rnn_tf1  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before anythin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_RUN = ("--num-epochs", 1, "--total-series-length", 500)  # 10 steps
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests first: pytest-xdist hands out the xdist groups first (the largest first), then the other tests
+    in this order as workers free up, so that the quick ones come last and even out the workers' ends."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def run_cli(*args, cwd=None, env=None, **kwargs):
@@ -54,15 +63,39 @@ def cli(capfd):
     return run
 
 
-def train_in_process(*args):
-    """``main(ARGS)`` in this process for a fixture's run, which must finish (exit 0); returns its stdout."""
+def main_in_process(*args):
+    """``main(ARGS)`` in this process, for a fixture (a test has the ``cli`` fixture); returns a CliResult."""
     from echo_rnn_tf1.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main([str(a) for a in args])
-    assert code == 0, stderr.getvalue()
-    return stdout.getvalue()
+    return CliResult(code, stdout.getvalue(), stderr.getvalue())
+
+
+def train_in_process(*args):
+    """``main(ARGS)`` in this process for a fixture's run, which must finish (exit 0); returns its stdout."""
+    result = main_in_process(*args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def signal_here(monkeypatch, module, name, signum=signal.SIGINT, when=lambda *args: True):
+    """``echo_rnn_tf1.MODULE.NAME`` (a function, or ``Class.method``) sends ``signum`` to this process first if
+    ``when(*its arguments)``, then does its work: a signal arriving at a known point of a command run in this
+    process. The command's own handler takes it: a command installs its handlers in the main thread, where
+    pytest-xdist (from 3.6 on) runs the tests."""
+    assert threading.current_thread() is threading.main_thread()
+    *owners, attribute = name.split(".")
+    owner = functools.reduce(getattr, owners, importlib.import_module(f"echo_rnn_tf1.{module}"))
+    original = getattr(owner, attribute)
+
+    def patched(*args, **kwargs):
+        if when(*args):
+            os.kill(os.getpid(), signum)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attribute, patched)
 
 
 # Trainings shared by tests of several files: each is made once per session (once per xdist worker that needs it),
@@ -93,25 +126,47 @@ def full_default_run(tmp_path_factory):
     return out, run_cli("--seed", 0, "--out", out)
 
 
+def once_per_seed(make):
+    """``get(seed)``: ``make(seed)``, a tuple whose first item is an array, made once per seed and read only."""
+    made = {}
+
+    def get(seed):
+        if seed not in made:
+            made[seed] = make(seed)
+            made[seed][0].setflags(write=False)
+        return made[seed]
+
+    return get
+
+
+def one_epoch_of(train):
+    """``make(seed)`` for ``once_per_seed``: ``(losses as float32, log lines)`` of ``train(Config(num_epochs=1),
+    seed)``."""
+    from echo_rnn_tf1.config import Config
+
+    def make(seed):
+        lines = []
+        return np.array(train(Config(num_epochs=1), seed, log=lines.append), dtype=np.float32), tuple(lines)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def faithful_epoch():
     """``faithful_epoch(seed)``: ``(losses as float32, log lines)`` of ``train(Config(num_epochs=1), seed)``, one
     default epoch of the faithful graph, trained once per session and seed (a seed trains to the same bits every
     time in one process: test_oracle)."""
-    from echo_rnn_tf1.config import Config
     from echo_rnn_tf1.train import train
 
-    made = {}
+    return once_per_seed(one_epoch_of(train))
 
-    def get(seed):
-        if seed not in made:
-            lines = []
-            losses = np.array(train(Config(num_epochs=1), seed, log=lines.append), dtype=np.float32)
-            losses.setflags(write=False)
-            made[seed] = losses, tuple(lines)
-        return made[seed]
 
-    return get
+@pytest.fixture(scope="session")
+def tf2_epoch():
+    """``tf2_epoch(seed)``: the same for ``tf2.train``, the TF2 engine, once per session and seed."""
+    from echo_rnn_tf1 import tf2
+
+    return once_per_seed(one_epoch_of(tf2.train))
 
 
 @pytest.fixture(scope="session")
@@ -120,15 +175,7 @@ def source_epoch():
     its own), run once per session and seed."""
     from echo_rnn_tf1.oracle import source_losses
 
-    made = {}
-
-    def get(seed):
-        if seed not in made:
-            made[seed] = source_losses(seed, 1, env=dict(os.environ, PYTHONPATH=ROOT))
-            made[seed][0].setflags(write=False)
-        return made[seed]
-
-    return get
+    return once_per_seed(lambda seed: source_losses(seed, 1, env=dict(os.environ, PYTHONPATH=ROOT)))
 
 
 @contextlib.contextmanager

@@ -55,6 +55,16 @@ def _workers(pgid):
     return found
 
 
+def _loading_tensorflow(pid):
+    """Whether process ``pid`` has begun to load TensorFlow (its library is mapped: within 0.1 s of the import's
+    start, which takes 2-3 s more): a worker that has been given its first seed."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return "libtensorflow" in f.read()
+    except OSError:
+        return False
+
+
 def _group(pgid):
     """The processes still in process group ``pgid`` (zombies are gone already)."""
     found = []
@@ -75,8 +85,9 @@ def _group(pgid):
 def test_envelope_stops_at_once_and_leaves_no_worker(tmp_path, how):
     out = tmp_path / "envelope"
     with started("envelope", "--seeds", 20, "--jobs", 2, "--out", out) as process:
-        wait_until(lambda: len(_workers(process.pid)) == 2, process)
-        time.sleep(3)  # the workers are loading TensorFlow or training by now
+        # both workers at work (given a seed, loading TensorFlow), the parent waiting for them
+        wait_until(lambda: len(workers := _workers(process.pid)) == 2 and all(map(_loading_tensorflow, workers)),
+                   process)
         if how == "SIGTERM":
             os.kill(process.pid, signal.SIGTERM)  # as `kill` does: to the parent alone
         else:

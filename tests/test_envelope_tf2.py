@@ -13,7 +13,6 @@ from echo_rnn_tf1 import envelope, tf2, tf2_seeds
 from echo_rnn_tf1.config import TINY, Config
 from echo_rnn_tf1.failures import MachineError
 from echo_rnn_tf1.logs import Point, parse_log, read_reference
-from echo_rnn_tf1.train import train
 
 # Measured on TensorFlow 2.21 (2 cores, AMD EPYC), seeds 0-9 and one epoch unless said, with oneDNN as it comes and
 # capped at AVX2 and at SSE4.1 (ONEDNN_MAX_CPU_ISA); the largest of the three:
@@ -112,15 +111,16 @@ def test_the_reference_percentile_counts_the_seeds_below_it():
 
 
 @pytest.fixture(scope="module")
-def one_epoch():
-    """One epoch of seeds 0, 3 and 5 side by side, and of the faithful graph and the single-seed tf2 engine."""
+def one_epoch(faithful_epoch, tf2_epoch):
+    """One epoch of seeds 0, 3 and 5 side by side, and of the faithful graph and the single-seed tf2 engine
+    (conftest's, shared with test_tf2)."""
     config, seeds = Config(num_epochs=1), [0, 3, CHAOTIC_SEED]
     batched = tf2_seeds.train_seeds(config, seeds, jobs=2)
-    faithful = {seed: np.array(train(config, seed, log=lambda line: None)) for seed in seeds}
-    return dict(zip(seeds, batched)), faithful, np.array(tf2.train(config, 0, log=lambda line: None))
+    return dict(zip(seeds, batched)), {seed: faithful_epoch(seed)[0] for seed in seeds}, tf2_epoch(0)[0]
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("epochs")
 def test_many_seeds_start_with_the_faithful_first_loss(one_epoch):
     batched, faithful, _ = one_epoch
     for seed, losses in batched.items():
@@ -128,12 +128,14 @@ def test_many_seeds_start_with_the_faithful_first_loss(one_epoch):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("epochs")
 def test_seed_0_among_others_follows_the_single_seed_engine_step_for_step(one_epoch):
     batched, _, single = one_epoch
     np.testing.assert_allclose(batched[0], single, rtol=SEED0_EPOCH_RTOL)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("epochs")
 def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(one_epoch):
     batched, faithful, _ = one_epoch
     for seed in batched:
@@ -144,9 +146,9 @@ def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(one_epoch):
 
 
 @pytest.mark.slow
-def test_cli_envelope_tf2(tmp_path):
+def test_cli_envelope_tf2(tmp_path, cli):
     out = tmp_path / "envelope"
-    result = run_cli("envelope", "--engine", "tf2", "--seeds", 2, "--first-seed", 1, "--out", out)
+    result = cli("envelope", "--engine", "tf2", "--seeds", 2, "--first-seed", 1, "--out", out)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Training 2 seeds of the source's defaults with the tf2 engine: ")

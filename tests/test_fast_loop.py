@@ -5,14 +5,11 @@ calling thread. Checked against the source's own loop (``sess.run`` with a ``fee
 written out here, in one process and one graph, and against the source's own code in a process of its own.
 """
 import dataclasses
-import os
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
 from echo_rnn_tf1.config import Config
-from echo_rnn_tf1.oracle import source_losses
 from echo_rnn_tf1.runs import read_losses
 from echo_rnn_tf1.train import prepare, run_training
 
@@ -51,10 +48,12 @@ def test_the_callable_loop_equals_the_source_loop(tf, config):
 
 
 @pytest.mark.slow
-def test_a_run_from_the_command_line_is_the_source_bit_for_bit(tmp_path):
+@pytest.mark.xdist_group("epochs")  # (with conftest's full_default_run and the source's epoch of seed 0: test_oracle's)
+def test_a_run_from_the_command_line_is_the_source_bit_for_bit(full_default_run, source_epoch):
     # A fresh process, so its training session is the first one and sets the thread pools: the case users run.
-    result = run_cli("--seed", 2, "--num-epochs", 1, "--out", tmp_path / "run")
+    # (conftest's full_default_run: `python -m echo_rnn_tf1 --seed 0`; its first epoch is a one-epoch run's.)
+    out, result = full_default_run
     assert result.returncode == 0, result.stderr
-    expected, _ = source_losses(2, 1, env=dict(os.environ, PYTHONPATH=ROOT))
-    _, _, got = read_losses(tmp_path / "run" / "losses.csv")
-    assert got.tobytes() == expected.tobytes()
+    expected, _ = source_epoch(0)  # the source's own code, in a process of its own
+    _, _, got = read_losses(out / "losses.csv")
+    assert got[:len(expected)].tobytes() == expected.tobytes() and len(expected) == 1000

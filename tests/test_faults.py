@@ -1,4 +1,5 @@
 """Bad input and faults: refuse clearly (one line, exit 2), stop safely, lose nothing."""
+import itertools
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_RUN, run_cli, started
+from conftest import ROOT, TINY_RUN, run_cli, signal_here, started
 from echo_rnn_tf1.config import Config, ConfigError
 from echo_rnn_tf1.runs import RunError, load_run, read_losses, write_json
 
@@ -121,13 +122,20 @@ def _wait_for_rows(path, rows, timeout=120):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, signum, exit_code):
+def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, cli, monkeypatch, signum, exit_code):
     out = tmp_path / "run"
-    with _start_long_run(out) as process:
-        _wait_for_rows(out / "losses.csv", 1500)
-        process.send_signal(signum)
-        stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == exit_code, stderr
+    if signum == signal.SIGINT:  # from outside, into a real process, whenever it comes
+        with _start_long_run(out) as process:
+            _wait_for_rows(out / "losses.csv", 1500)
+            process.send_signal(signum)
+            stdout, stderr = process.communicate(timeout=120)
+        returncode = process.returncode
+    else:  # the same handler, in this process, during step 1500 (each signal's exit code from a real process:
+        # test_run_record's signal before training)
+        signal_here(monkeypatch, "train", "after_step", signum, when=lambda epoch_idx, batch_idx, *_: (
+            epoch_idx * Config().num_batches + batch_idx == 1500))
+        returncode, stdout, stderr = cli("--num-epochs", 1000, "--seed", 0, "--out", out)
+    assert returncode == exit_code, stderr
     assert "Traceback" not in stderr and f"{signal.Signals(signum).name} received" in stderr
     info = json.loads((out / "run.json").read_text())
     epochs, batches, losses = read_losses(out / "losses.csv")
@@ -184,17 +192,16 @@ def test_nothing_reads_with_pickle_or_eval():
 
 
 @pytest.mark.slow
-def test_tf2_stops_at_the_end_of_the_epoch_a_signal_arrives_in(tmp_path):
+def test_tf2_stops_at_the_end_of_the_epoch_a_signal_arrives_in(tmp_path, cli, monkeypatch):
     out = tmp_path / "run"
-    with _start_long_run(out, "--engine", "tf2", "--num-epochs", "5000") as process:
-        _wait_for_rows(out / "losses.csv", 2500)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    calls = itertools.count(1)
+    signal_here(monkeypatch, "tf2", "Engine.train_epoch", when=lambda *_: next(calls) == 3)  # as the third epoch starts
+    result = cli("--engine", "tf2", "--num-epochs", 5000, "--seed", 0, "--out", out)
+    assert result.returncode == 130, result.stderr
     info = json.loads((out / "run.json").read_text())
     _, _, losses = read_losses(out / "losses.csv")
-    # An epoch is one compiled call: the record stops at an epoch's end, where the saved weights are.
-    assert info["status"] == "interrupted" and info["steps_done"] == len(losses) and len(losses) % 1000 == 0
+    # An epoch is one compiled call: the record stops at that epoch's end, where the saved weights are.
+    assert info["status"] == "interrupted" and info["steps_done"] == len(losses) == 3000
     assert (out / f"model.ckpt-{len(losses)}.index").exists()
 
 

@@ -2,15 +2,15 @@
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import main_in_process
 from echo_rnn_tf1.compare import compare
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.logs import logged_points, parse_log, read_reference
 from echo_rnn_tf1.runs import read_losses
 
 # every test here trains, or starts TensorFlow in a new process; on one xdist worker, with the full run they share
-# with test_notebook
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("full_default_run")]
+# with test_notebook and test_fast_loop (which compares it with the source's epoch, as test_oracle does: "epochs")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("epochs")]
 
 REFERENCE = parse_log(read_reference(), "2017 log")
 
@@ -33,9 +33,10 @@ def test_full_default_run_learns_the_echo_and_matches_2017(full_default_run, cli
 
 @pytest.fixture(scope="module")
 def envelope_of_two_seeds(tmp_path_factory):
-    """``(folder, CompletedProcess)`` of ``python -m echo_rnn_tf1 envelope`` of seeds 0 and 1 (read only)."""
+    """``(folder, CliResult)`` of the command ``envelope`` of seeds 0 and 1, run in this process (its worker processes
+    train the seeds), read only."""
     out = tmp_path_factory.mktemp("envelope") / "envelope"
-    return out, run_cli("envelope", "--seeds", 2, "--first-seed", 0, "--out", out)
+    return out, main_in_process("envelope", "--seeds", 2, "--first-seed", 0, "--out", out)
 
 
 def test_seed_1_of_the_source_is_no_match(envelope_of_two_seeds):

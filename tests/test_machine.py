@@ -10,6 +10,7 @@ from conftest import run_cli, train_in_process
 from echo_rnn_tf1 import machine, oracle, portable
 from echo_rnn_tf1.compare import first_difference, identity_line
 from echo_rnn_tf1.doctor import check_shipped, onednn_says
+from echo_rnn_tf1.runs import read_losses
 
 SSE41_CPU = {"sse", "sse2", "sse4_1"}
 AVX2_CPU = SSE41_CPU | {"avx", "avx2", "fma"}
@@ -160,19 +161,38 @@ def test_check_shipped_names_the_seed_and_step():
     assert lines[3].endswith("first differs at step 500, largest relative difference 0.5")  # |here - shipped| / shipped
 
 
+@pytest.fixture(scope="module")
+def doctor_portable():
+    """``python -m echo_rnn_tf1 doctor --portable`` in a fresh process whose environment caps oneDNN at AVX2, which
+    --portable overrides: the CompletedProcess (read by two tests, on one xdist worker)."""
+    return run_cli("doctor", "--portable", env=machine.environ_without_onednn_settings(ONEDNN_MAX_CPU_ISA="AVX2"))
+
+
 @pytest.mark.slow
-def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path):
+@pytest.mark.xdist_group("doctor_portable")
+def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path, doctor_portable):
     # --portable sets oneDNN's settings before TensorFlow loads, over whatever the environment had: the same
     # bits under any cap. Without it, capping the instruction set changes the bits from step ~7 (measured).
+    # A portable run without a cap against doctor --portable's seed 0 (one default epoch), made under an AVX2 cap
+    # (which --portable overrides): the digest of its losses, in doctor's report.
+    out = tmp_path / "portable"
+    result = run_cli("--num-epochs", 1, "--seed", 0, "--out", out, "--portable",
+                     env=machine.environ_without_onednn_settings())
+    assert result.returncode == 0, result.stderr
+    (seed_0,) = [line for line in doctor_portable.stdout.splitlines() if line.startswith("  seed 0: ")]
+    assert seed_0.split()[2] == portable.digest(read_losses(out / "losses.csv")[2])[:16]
+
     runs = {}
-    for name, flags, cap in [("portable", ["--portable"], None), ("portable, AVX2 cap", ["--portable"], "AVX2"),
-                             ("default", [], None), ("default, SSE41 cap", [], "SSE41")]:
+    for name, cap in [("default", None), ("default, SSE41 cap", "SSE41")]:
         env = machine.environ_without_onednn_settings(**({"ONEDNN_MAX_CPU_ISA": cap} if cap else {}))
         out = tmp_path / name.replace(", ", "-").replace(" ", "-")
-        result = run_cli("--num-epochs", 1, "--total-series-length", 5000, "--seed", 0, "--out", out, *flags, env=env)
-        assert result.returncode == 0, result.stderr
+        args = ("--num-epochs", 1, "--total-series-length", 5000, "--seed", 0, "--out", out)
+        if env == os.environ:  # this process has the default settings: the same bits as a fresh one (test_oracle,
+            train_in_process(*args)  # test_fast_loop)
+        else:
+            result = run_cli(*args, env=env)
+            assert result.returncode == 0, result.stderr
         runs[name] = (out / "losses.csv").read_text()
-    assert runs["portable"] == runs["portable, AVX2 cap"]
     assert runs["default"] != runs["default, SSE41 cap"]  # the cap matters where --portable is not given
 
 
@@ -198,17 +218,18 @@ def test_doctor_checks_the_package_against_the_source(cli, source_epoch, monkeyp
 
 
 @pytest.mark.slow
-def test_doctor_portable_reports_every_seed():
+@pytest.mark.xdist_group("doctor_portable")
+def test_doctor_portable_reports_every_seed(doctor_portable):
     # Whether this machine reproduces bits made on another is what doctor tells, not what a test may assume;
     # the report must be whole and its exit code must say what its lines say.
-    result = run_cli("doctor", "--portable")
+    result = doctor_portable
     lines = result.stdout.splitlines()
     seeds = [line for line in lines if line.startswith("  seed ")]
     assert [line.split(":")[0] for line in seeds] == [f"  seed {s}" for s in portable.SEEDS]
     reproduces = "this machine reproduces the shipped bits" in lines
     assert reproduces == all(line.endswith("the shipped bits") for line in seeds)
     assert result.returncode == (0 if reproduces else 1), result.stderr
-    assert "portable settings: on (TF_ENABLE_ONEDNN_OPTS=0 ONEDNN_MAX_CPU_ISA=SSE41)" in lines
+    assert "portable settings: on (TF_ENABLE_ONEDNN_OPTS=0 ONEDNN_MAX_CPU_ISA=SSE41)" in lines  # (over AVX2)
     # the level recorded under the cap at SSE41 is the one oneDNN itself reports
     (machine_line,) = [line for line in lines if line.startswith("machine: ")]
     assert ", oneDNN SSE41 (" in machine_line and f"oneDNN says: {ONEDNN_WORDS['SSE41']}" in lines

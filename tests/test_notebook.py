@@ -123,7 +123,7 @@ def test_committed_outputs_hold_no_tensorflow_start_up_noise():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("full_default_run")
+@pytest.mark.xdist_group("epochs")  # (with conftest's full_default_run, see test_full_run)
 def test_committed_outputs_are_a_full_run_of_this_code(full_default_run):
     # The outputs were committed from one machine; this one may round differently (docs/machines.md): the same
     # 55 lines, each loss within the spread measured across machines, and the same verdict.

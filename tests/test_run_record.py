@@ -1,16 +1,19 @@
 """A run record is never left lying: however a run ends, run.json says how (status, stage, cause), steps_done
 equals the rows of losses.csv, and losses.csv never ends in half a row. Faults that cannot be made for real are
-injected: with a signal, into a fresh process before the command runs; otherwise into this one (monkeypatch)."""
+injected into this process (monkeypatch), signals too: the command installs its handlers here (pytest-xdist runs
+tests in its workers' main thread); a signal during the pictures, which a fresh process draws in a second one, is
+injected into a fresh process before the command runs."""
 import contextlib
 import errno
 import json
+import math
 import os
 import signal
 import subprocess
 
 import pytest
 
-from conftest import TINY_RUN, grown, one_error_line, run_patched, started, wait_until
+from conftest import TINY_RUN, grown, one_error_line, run_patched, signal_here, started, wait_until
 from echo_rnn_tf1 import runs
 from echo_rnn_tf1 import train as train_module
 from echo_rnn_tf1.runs import RunWriter, read_losses
@@ -45,12 +48,16 @@ def test_a_run_of_fewer_than_four_windows_a_row_draws_what_it_has(tmp_path, cli)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module, function, stage", [
-    ("launch", "_save_checkpoint", "checkpoint"),
-    ("evaluate", "held_out_predictions", "pictures"),  # (the predictions, computed while loss.png is drawn)
-])
-def test_a_signal_after_training_is_recorded_with_its_stage(tmp_path, module, function, stage):
+    ("launch", "_save_checkpoint", "checkpoint"),      # in this process
+    ("evaluate", "held_out_predictions", "pictures"),  # in a fresh one, whose pictures a second process draws
+])                                                     # (the predictions, computed while loss.png is drawn there)
+def test_a_signal_after_training_is_recorded_with_its_stage(tmp_path, cli, monkeypatch, module, function, stage):
     out = tmp_path / "run"
-    result = run_patched(_signal_in(module, function), *TINY_RUN, "--seed", 0, "--out", out)
+    if stage == "pictures":
+        result = run_patched(_signal_in(module, function), *TINY_RUN, "--seed", 0, "--out", out)
+    else:
+        signal_here(monkeypatch, module, function)
+        result = cli(*TINY_RUN, "--seed", 0, "--out", out)
     assert result.returncode == 130
     assert one_error_line(result.stderr) == f"echo_rnn_tf1: SIGINT received during the {stage}; stopped"
     info = record(out)
@@ -60,22 +67,20 @@ def test_a_signal_after_training_is_recorded_with_its_stage(tmp_path, module, fu
 
 
 @pytest.mark.slow
-def test_a_signal_during_the_verdict_leaves_the_finished_record(tmp_path):
+def test_a_signal_during_the_verdict_leaves_the_finished_record(tmp_path, cli, monkeypatch):
     out = tmp_path / "run"
-    result = run_patched(_signal_in("launch", "_print_verdict"), *TINY_RUN, "--seed", 0, "--out", out)
+    signal_here(monkeypatch, "launch", "_print_verdict")
+    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
     assert result.returncode == 130 and "SIGINT received; stopped" in one_error_line(result.stderr)
     info = record(out)
     assert info["status"] == "finished" and info["stage"] == "done" and (out / "predictions.png").exists()
 
 
 @pytest.mark.slow
-def test_a_signal_on_the_step_that_diverges_saves_no_nan_weights(tmp_path):
-    patch = ("import math, os, signal\nimport echo_rnn_tf1.train as t\n_after_step = t.after_step\n"
-             "def after_step(epoch_idx, batch_idx, loss, log, on_step):\n"
-             "    if not math.isfinite(loss):\n        os.kill(os.getpid(), signal.SIGINT)\n"
-             "    _after_step(epoch_idx, batch_idx, loss, log, on_step)\nt.after_step = after_step\n")
+def test_a_signal_on_the_step_that_diverges_saves_no_nan_weights(tmp_path, cli, monkeypatch):
+    signal_here(monkeypatch, "train", "after_step", when=lambda epoch_idx, batch_idx, loss, *_: not math.isfinite(loss))
     out = tmp_path / "run"
-    result = run_patched(patch, *TINY_RUN, "--learning-rate", "1e38", "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN, "--learning-rate", "1e38", "--seed", 0, "--out", out)
     assert result.returncode == 1, result.stderr  # the step's own result: diverged
     info = record(out)
     assert info["status"] == "diverged" and "diverged_at" in info and "checkpoint" not in info
@@ -172,19 +177,30 @@ def _mount_tmpfs(folder, size):
         pytest.skip("cannot mount a tmpfs here (it needs root)")
 
 
+def _fill(disk):
+    """Fill the file system of ``disk`` to the brim."""
+    with contextlib.suppress(OSError), open(disk / "filler", "wb", buffering=0) as filler:
+        while True:
+            filler.write(b"\0" * 4096)
+
+
 @pytest.mark.slow
-def test_a_real_full_disk_mid_training_is_recorded(tmp_path):
+def test_a_real_full_disk_mid_training_is_recorded(tmp_path, cli, monkeypatch):
     disk = tmp_path / "disk"
     _mount_tmpfs(disk, "1m")
     try:
         out = disk / "run"
-        with started("--num-epochs", 1000, "--seed", 0, "--out", out) as process:
-            wait_until(grown(out / "losses.csv", 4000), process)
-            with contextlib.suppress(OSError), open(disk / "filler", "wb", buffering=0) as filler:
-                while True:  # fill the disk to the brim
-                    filler.write(b"\0" * 4096)
-            _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 3
+        _after_step, written = train_module.after_step, []
+
+        def after_step(epoch_idx, batch_idx, *rest):  # the disk fills up at step 300 (losses.csv: over 4 KB)
+            if batch_idx == 300:
+                written.append((out / "losses.csv").stat().st_size)
+                _fill(disk)
+            _after_step(epoch_idx, batch_idx, *rest)
+
+        monkeypatch.setattr(train_module, "after_step", after_step)
+        returncode, _, stderr = cli("--num-epochs", 1, "--seed", 0, "--out", out)
+        assert written[0] > 4000 and returncode == 3
         assert one_error_line(stderr).startswith("echo_rnn_tf1: error: disk full: ")
         info = record(out)
         assert info["status"] == "failed" and info["stage"] == "training" and info["cause"].startswith("disk full")

@@ -1,4 +1,5 @@
 """The native TF2 engine computes what the faithful graph computes, and both share one process."""
+import dataclasses
 import json
 
 import numpy as np
@@ -61,19 +62,9 @@ def test_forward_equals_the_graph_on_random_weights(tf):
 
 
 @pytest.fixture(scope="module")
-def tf2_epochs():
-    """One epoch of the TF2 engine for a few seeds: ``{seed: (losses, log lines)}``."""
-    made = {}
-    for seed in (0, 1, 2, 3, 5):
-        lines = []
-        made[seed] = np.array(tf2.train(Config(num_epochs=1), seed, log=lines.append)), lines
-    return made
-
-
-@pytest.fixture(scope="module")
-def epoch_losses(tf2_epochs, faithful_epoch):
+def epoch_losses(tf2_epoch, faithful_epoch):
     """One epoch of each engine for a few seeds, seed 5 the one whose trajectories part the most."""
-    return {seed: (faithful_epoch(seed)[0], native) for seed, (native, _) in tf2_epochs.items()}
+    return {seed: (faithful_epoch(seed)[0], tf2_epoch(seed)[0]) for seed in (0, 1, 2, 3, 5)}
 
 
 @pytest.mark.slow
@@ -109,6 +100,22 @@ def test_a_chaotic_seed_learns_as_much_with_both_engines(epoch_losses):
 
 
 @pytest.mark.slow
+def test_engines_of_one_configuration_share_one_compiled_epoch():
+    # (compiled by this test alone; windows of 2 steps: compiled in half the time of the source's 10)
+    config = Config(num_epochs=2, total_series_length=100, truncated_backprop_length=2, echo_step=1, learning_rate=0.25)
+    tf2.train(config, 3, log=lambda line: None)
+    engine, windowsX, windowsY = tf2.start(dataclasses.replace(config, num_epochs=1), 7)  # another seed and length
+    program = tf2.compiled_epoch(config, engine.names)
+    assert engine._epoch is program and program.experimental_get_tracing_count() == 1  # traced once, for seed 3
+    assert tf2.compiled_epoch(dataclasses.replace(config, learning_rate=0.3), engine.names) is not program
+    shared = engine.train_epoch(windowsX, windowsY)
+    # A program made afresh for seed 7 computes the same losses, bit for bit.
+    engine, windowsX, windowsY = tf2.start(config, 7)
+    engine._epoch = tf2.epoch_program.__wrapped__(dataclasses.replace(config, num_epochs=1), engine.names)
+    assert engine.train_epoch(windowsX, windowsY).tobytes() == shared.tobytes()
+
+
+@pytest.mark.slow
 def test_faithful_results_unchanged_after_tf2_ran_in_the_same_process():
     config = Config(num_epochs=1, total_series_length=5000)
     before = np.array(train(config, 4, log=lambda line: None))
@@ -119,8 +126,8 @@ def test_faithful_results_unchanged_after_tf2_ran_in_the_same_process():
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("epochs")
-def test_tf2_log_lines_are_the_sources(tf2_epochs):
-    losses, lines = tf2_epochs[0]
+def test_tf2_log_lines_are_the_sources(tf2_epoch):
+    losses, lines = tf2_epoch(0)
     assert lines[0] == "New data, epoch 0" and len(lines) == 11
     assert lines[1] == f"Step 0 Batch loss {losses[0]!s}" and lines[-1] == f"Step 900 Batch loss {losses[900]!s}"
 

@@ -8,9 +8,10 @@ from conftest import one_error_line, run_cli
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.train import train
 
-# every test here trains, or starts TensorFlow in a new process; on one xdist worker with test_tensorboard, as both
-# read conftest's trained_run
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trained_run")]
+# every test here trains, or starts TensorFlow in a new process; those of conftest's trained_run (run_dir) on one
+# xdist worker with test_tensorboard, which reads it too
+pytestmark = pytest.mark.slow
+with_trained_run = pytest.mark.xdist_group("trained_run")
 
 # static_rnn against dynamic_rnn, one epoch, on each of 7 emulated machines (oneDNN capped from SSE4.1 to AVX-512,
 # custom operations off; scripts/cross_machine.py), the largest:
@@ -27,6 +28,7 @@ def run_dir(trained_run):
     return trained_run
 
 
+@with_trained_run
 def test_checkpoint_is_found_even_after_the_folder_moves(tf, run_dir, tmp_path):
     assert tf.train.latest_checkpoint(str(run_dir)).endswith("model.ckpt-1000")
     moved = tmp_path / "moved"
@@ -36,6 +38,7 @@ def test_checkpoint_is_found_even_after_the_folder_moves(tf, run_dir, tmp_path):
     assert tf.train.latest_checkpoint(str(moved)) == str(moved / "model.ckpt-1000")
 
 
+@with_trained_run
 def test_evaluate_reports_a_perfect_echo(run_dir, cli):
     result = run_cli("evaluate", run_dir, "--seed", 5, "--json")  # (the command end to end, in a process of its own)
     assert result.returncode == 0, result.stderr
@@ -54,10 +57,11 @@ def test_evaluate_a_run_that_learned_nothing(tiny_run, cli):
     assert report["accuracy"] < 0.9 and max(echo_positions) < 0.75
 
 
+@with_trained_run
 def test_predict_aligns_input_echo_and_prediction(run_dir, cli):
     bits = "0110111001" "1010010110"
-    result = run_cli("predict", run_dir, bits, "--json")  # (the command end to end, in a process of its own)
-    assert result.returncode == 0, result.stderr
+    result = cli("predict", run_dir, bits, "--json")  # (evaluate's test above runs an inference command in a process
+    assert result.returncode == 0, result.stderr     # of its own, loading TensorFlow and the checkpoint there)
     assert json.loads(result.stdout) == {"input": bits, "target": "0000110111" "0001010010",
                                          "prediction": "0000110111" "0001010010"}
     lines = cli("predict", run_dir, bits).stdout.splitlines()
@@ -66,6 +70,7 @@ def test_predict_aligns_input_echo_and_prediction(run_dir, cli):
     assert lines[-1].startswith("20 of 20 bits as trained")
 
 
+@with_trained_run
 @pytest.mark.parametrize("bits, says", [("0110", "4 bits is not a multiple of truncated_backprop_length (10)"),
                                         ("01201", "must be a string of 0 and 1"), ("", "must be a string of 0 and 1")])
 def test_predict_refuses_bad_bits(run_dir, cli, bits, says):
@@ -88,6 +93,7 @@ def test_a_diverged_run_has_no_checkpoint_to_evaluate(tmp_path, cli):
     assert result.returncode == 2 and "no checkpoint" in result.stderr
 
 
+@with_trained_run
 def test_tensorboard_event_file_holds_the_graph_and_every_loss(tf, run_dir):
     (event_file,) = (run_dir / "tb").iterdir()
     losses, has_graph = {}, False
@@ -124,6 +130,7 @@ def test_unroll_from_the_cli_is_recorded_and_evaluates(tmp_path, cli):
     assert json.loads(cli("evaluate", out, "--seed", 5, "--json").stdout)["accuracy"] == 1.0
 
 
+@with_trained_run
 def test_a_damaged_checkpoint_or_a_mismatched_run_json_is_one_clear_line(run_dir, tmp_path, cli):
     damaged, mismatched = tmp_path / "damaged", tmp_path / "mismatched"
     import shutil
@@ -160,6 +167,7 @@ def _as_recorded_before_checksums(folder):
     (folder / "run.json").write_text(json.dumps(info))
 
 
+@with_trained_run
 @pytest.mark.slow
 @pytest.mark.parametrize("command, damage, says", [
     ("evaluate", lambda d: (d / DATA).write_bytes(b""), f"{DATA}: damaged"),
