@@ -3,10 +3,8 @@ import inspect
 import os
 import re
 
-import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 
 from conftest import ROOT
 from echo_rnn_tf1.compare import compare
@@ -22,6 +20,8 @@ NOTEBOOK_RTOL = 1e-4
 
 
 def read_notebook():
+    import nbformat  # (here, not at the top: its import takes seconds, for the tests that read a notebook only)
+
     return nbformat.read(NOTEBOOK, as_version=4)
 
 
@@ -53,6 +53,8 @@ def short_run():
     nb = read_notebook()
     parameters_cell(nb).source = "num_epochs = 1\nseed = 3"
     # Run from the notebook's own folder, as Jupyter does: the package must import without path fiddling.
+    from nbclient import NotebookClient
+
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}}).execute()
     return nb

@@ -3,9 +3,7 @@ with short runs, and its committed outputs a full run of this code."""
 import os
 import re
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from conftest import ROOT
 from echo_rnn_tf1.config import Config
@@ -24,6 +22,12 @@ def test_steps_to_learn_by_hand():
     assert steps_to_learn([0.5, 0.005, 0.005, 0.005, 0.2, 0.005, 0.005, 0.05], 4) is None
     assert steps_to_learn([0.001] * 8, 4) == 0
     assert steps_to_learn([0.5, 0.005, 0.02, 0.005], 1) == 3  # one step an epoch: every step counts
+
+
+def read_page():
+    import nbformat  # (here, not at the top: its import takes seconds, for the tests that read the page only)
+
+    return nbformat.read(NOTEBOOK, as_version=4)
 
 
 def parameters_cell(nb):
@@ -54,8 +58,10 @@ def table_row(markdown, name):
 
 @pytest.fixture(scope="module")
 def short_run():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = read_page()
     parameters_cell(nb).source = "\n".join(f"{name} = {value}" for name, value in SHORT.items())
+    from nbclient import NotebookClient
+
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}}).execute()
     return nb
@@ -73,7 +79,7 @@ def test_the_page_runs_headless_with_short_runs(short_run):
 @pytest.mark.slow
 @pytest.mark.xdist_group("epochs")  # (with conftest's full_default_run, see test_full_run)
 def test_committed_page_is_a_full_run_of_this_code(full_default_run):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = read_page()
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1))  # run top to bottom, once
     assert parameters(nb) == FULL
