@@ -69,7 +69,8 @@ def train_seed(seed):
 def _worker(connection):
     """A worker process: train each seed it is sent and send back ``(seed, losses, None)``, or ``(seed, None,
     (exit code, one line))`` if it fails; stop at None, or when the parent is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    for signum in (signal.SIGINT, signal.SIGHUP):  # Ctrl-C, a closed terminal: to the whole process group; the
+        signal.signal(signum, signal.SIG_IGN)       # parent decides
     try:
         while (seed := connection.recv()) is not None:
             try:

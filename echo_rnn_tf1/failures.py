@@ -8,7 +8,7 @@ Exit codes, the same for every command:
 - 3 the machine failed us: out of memory, disk full, an I/O error (``MachineError``, MemoryError, ENOSPC, EIO);
 - 4 a bug in echo_rnn_tf1: any other exception. Not 1, which would read as a verdict; the line says it is an
   internal error, and ``ECHO_RNN_TF1_TRACEBACK=1`` prints the traceback too;
-- 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM), as the shell reports a death by that signal.
+- 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP), as the shell reports a death by that signal.
 
 Nothing heavy is imported here.
 """
@@ -17,13 +17,14 @@ import errno
 import fcntl
 import os
 import signal
+import stat
 import sys
 import threading
 import traceback
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MACHINE, EXIT_BUG = 0, 1, 2, 3, 4
 TRACEBACK_VARIABLE = "ECHO_RNN_TF1_TRACEBACK"
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C; kill; the terminal closed (ssh gone)
 
 # errno values that mean the machine failed us rather than the user's input
 _MACHINE_ERRNOS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EIO: "I/O error",
@@ -39,7 +40,7 @@ class MachineError(Exception):
 
 
 class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived; the command stops and exits with 128 + the signal's number.
+    """SIGINT, SIGTERM or SIGHUP arrived; the command stops and exits with 128 + the signal's number.
 
     A BaseException, like KeyboardInterrupt: raised wherever the process is, it must not be swallowed by a
     library's ``except Exception`` (TensorFlow's import has some), which would let the command run on."""
@@ -137,8 +138,9 @@ def open_standard_streams():
 
 
 class _ClosedPipeSafe:
-    """A text stream whose reader may go away (``... | head -n 1``): once a write finds the pipe closed, the
-    stream's file descriptor is pointed at /dev/null and the command carries on, its output unread."""
+    """A text stream whose reader may go away (``... | head -n 1``, a terminal closed): once a write finds the pipe
+    closed or the terminal hung up (EIO on a character device), the stream's file descriptor is pointed at
+    /dev/null and the command carries on, its output unread."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -146,16 +148,28 @@ class _ClosedPipeSafe:
     def write(self, text):
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
+        except OSError as e:
+            if not self._reader_gone(e):
+                raise
             self._to_devnull()
             return len(text)
 
     def flush(self):
         try:
             self._stream.flush()
-        except BrokenPipeError:
+        except OSError as e:
+            if not self._reader_gone(e):
+                raise
             self._to_devnull()
             self._stream.flush()  # what was buffered now goes to /dev/null
+
+    def _reader_gone(self, error):
+        if isinstance(error, BrokenPipeError):
+            return True
+        try:
+            return error.errno == errno.EIO and stat.S_ISCHR(os.fstat(self._stream.fileno()).st_mode)
+        except (OSError, ValueError):
+            return False
 
     def _to_devnull(self):
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -188,7 +202,7 @@ def closed_pipe_safe_streams():
 
 @contextlib.contextmanager
 def _handlers(handler, then_ignore=False):
-    """Install ``handler`` for SIGINT and SIGTERM (in the main thread only), and restore the old ones after, or
+    """Install ``handler`` for the STOP_SIGNALS (in the main thread only), and restore the old ones after, or
     with ``then_ignore`` ignore them from then on (a process on its way out, its exit code decided)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -203,7 +217,7 @@ def _handlers(handler, then_ignore=False):
 
 @contextlib.contextmanager
 def stopping_signals(then_ignore=False):
-    """SIGINT and SIGTERM raise ``Interrupted`` where the command is: it stops at once, in one line. Only the first
+    """The STOP_SIGNALS raise ``Interrupted`` where the command is: it stops at once, in one line. Only the first
     does: a second Ctrl-C while the command cleans up cannot cut the cleaning short. ``then_ignore``: see _handlers.
 
     Yields a list that holds the ``Interrupted`` if it was raised where Python cannot pass an exception on (a
@@ -231,7 +245,7 @@ def stopping_signals(then_ignore=False):
 
 
 class DeferredSignals:
-    """SIGINT and SIGTERM are noted, not raised; ``check()`` raises ``Interrupted`` for one not yet handled.
+    """The STOP_SIGNALS are noted, not raised; ``check()`` raises ``Interrupted`` for one not yet handled.
 
     For training: the step, checkpoint or picture in progress finishes, so nothing is left half written.
     """

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import plots
 from .config import Config
+from .failures import STOP_SIGNALS
 from .logs import Point
 from .machine import usable_cores
 
@@ -149,8 +150,8 @@ def serve(answering, parent):
     """The second process: draw what is asked on stdin, answer on file descriptor ``answering``, until stdin
     closes."""
     _die_with(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the run, which stops between pictures
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in STOP_SIGNALS:  # a Ctrl-C is for the run, which stops between pictures
+        signal.signal(signum, signal.SIG_IGN)
     requests = sys.stdin.buffer
     _import_matplotlib()
     while True:

@@ -81,7 +81,7 @@ def _group(pgid):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM", "Ctrl-C twice"])
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM", "Ctrl-C twice", "hang-up"])
 def test_envelope_stops_at_once_and_leaves_no_worker(tmp_path, how):
     out = tmp_path / "envelope"
     with started("envelope", "--seeds", 20, "--jobs", 2, "--out", out) as process:
@@ -90,6 +90,8 @@ def test_envelope_stops_at_once_and_leaves_no_worker(tmp_path, how):
                    process)
         if how == "SIGTERM":
             os.kill(process.pid, signal.SIGTERM)  # as `kill` does: to the parent alone
+        elif how == "hang-up":
+            os.killpg(process.pid, signal.SIGHUP)  # as a closed terminal (or a dropped ssh) does: to the whole group
         else:
             os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: to the whole group
             if how == "Ctrl-C twice":
@@ -100,7 +102,7 @@ def test_envelope_stops_at_once_and_leaves_no_worker(tmp_path, how):
         deadline = time.monotonic() + 10  # (multiprocessing's resource tracker leaves when it sees the parent gone)
         while (left := _group(process.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
-    name = "SIGTERM" if how == "SIGTERM" else "SIGINT"
+    name = {"SIGTERM": "SIGTERM", "hang-up": "SIGHUP"}.get(how, "SIGINT")
     assert process.returncode == 128 + getattr(signal, name)
     assert one_error_line(stderr) == f"echo_rnn_tf1: {name} received; workers stopped, no envelope written"
     assert left == [] and not out.exists()

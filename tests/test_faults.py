@@ -121,7 +121,7 @@ def _wait_for_rows(path, rows, timeout=120):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, cli, monkeypatch, signum, exit_code):
     out = tmp_path / "run"
     if signum == signal.SIGINT:  # from outside, into a real process, whenever it comes

@@ -1,6 +1,7 @@
 """A command started in an odd process ends as it would in a plain one: with stdout or stderr closed (``>&-``), its
 own exit code, not a traceback's 1; with an unknown matplotlib backend asked for, its pictures drawn. A run folder
-that TensorFlow cannot save in is refused before training; a file size limit (``ulimit -f``) is the machine's."""
+that TensorFlow cannot save in is refused before training; a file size limit (``ulimit -f``) is the machine's; a
+terminal that hung up is written to no more."""
 import errno
 import json
 import os
@@ -11,6 +12,7 @@ import sys
 import pytest
 
 from conftest import ROOT, TINY_RUN
+from echo_rnn_tf1 import failures
 from echo_rnn_tf1.failures import describe
 
 REFERENCE = os.path.join(ROOT, "echo_rnn_tf1", "reference_2017.log")
@@ -77,3 +79,19 @@ def test_a_file_size_limit_while_tensorflow_writes_is_the_machines_failure(tmp_p
     assert result.stderr.splitlines()[-1].startswith("echo_rnn_tf1: error: file size limit reached (TensorFlow: ")
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["status"] == "failed" and info["stage"] == "checkpoint" and info["cause"].startswith("file size")
+
+
+def test_a_terminal_that_hung_up_is_written_to_no_more():
+    # What a run's stdout is once its terminal closed (or its ssh dropped): a pseudo-terminal whose other end is gone,
+    # where every write fails with EIO. The command goes on to record how it ends (SIGHUP: exit 129).
+    controller, terminal = os.openpty()
+    stream = open(terminal, "w")
+    safe = failures._ClosedPipeSafe(stream)
+    os.close(controller)
+    with pytest.raises(OSError):  # (EIO, as written without the wrapper)
+        stream.write("a line\n")
+        stream.flush()
+    safe.write("a line\n")
+    safe.flush()
+    assert os.readlink(f"/proc/self/fd/{terminal}") == os.devnull
+    stream.close()
