@@ -281,7 +281,8 @@ def envelope_command(argv):
 
         record = {"engine": args.engine, "first_seed": seeds[0], "seeds": len(seeds), **how,
                   "config": config.to_dict(), "seconds": round(train_seconds, 2), "versions": versions(),
-                  "machine": machine.describe(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                  "machine": machine.describe(sys.modules.get("tensorflow")),  # (with cuda_build where it is loaded)
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         stage = "writing"
         summary = envelope.save(out, seeds, all_losses, reference_points, config, record)
     except BaseException as e:

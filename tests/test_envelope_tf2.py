@@ -166,6 +166,7 @@ def test_cli_envelope_tf2(tmp_path, cli):
     assert record["engine"] == "tf2" and record["first_seed"] == 1 and record["seeds"] == 2
     assert record["starting_points"].startswith("drawn, checked against the faithful graph")
     assert record["versions"]["tensorflow"] and record["machine"]["cores"] >= 1 and record["seconds"] > 0
+    assert record["machine"]["cuda_build"] in (True, False)  # TensorFlow is loaded in the tf2 engine's process
     assert sorted(os.listdir(out)) == ["envelope.csv", "envelope.json", "envelope.png", "losses.npy",
                                        "reference_percentiles.csv", "seeds.csv"]
 
