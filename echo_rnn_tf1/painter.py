@@ -30,6 +30,7 @@ from .config import Config
 from .failures import STOP_SIGNALS
 from .logs import Point
 from .machine import usable_cores
+from .runs import temporary_path
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIGNAL_GRACE_SECONDS = 10  # a picture takes at most a few seconds whatever the run (see plots.MOST_POINTS)
@@ -79,7 +80,7 @@ class Painter:
                     raise error(answer)
                 return
         self.pending.popleft()
-        plots.save_figure(getattr(plots, figure)(*args), path)
+        save_picture(figure, path, args)
 
     def _answer(self):
         """The next line on the answers' pipe (empty if it closed). Once a signal came, at most
@@ -103,9 +104,9 @@ class Painter:
         """The second process is gone: from now on, every picture is drawn here."""
         self.process.kill()
         self.close()
-        for _, path, _ in self.pending:  # what it was writing when it died (see runs.atomic_write)
+        for _, path, _ in self.pending:  # what it was writing when it died
             with contextlib.suppress(OSError):
-                os.remove(f"{path}.tmp{self.process.pid}")
+                os.remove(temporary_path(path, self.process.pid))
         self.process = None
 
     def close(self):
@@ -160,11 +161,16 @@ def serve(answering, parent):
             return
         figure, path, args = request
         try:
-            plots.save_figure(getattr(plots, figure)(*args), path)
+            save_picture(figure, path, args)
             answer = None
         except Exception as e:
             answer = answer_for(e)
         os.write(answering, json.dumps(answer).encode() + b"\n")
+
+
+def save_picture(figure, path, args):
+    """``plots.save_figure(plots.<figure>(*args), path)``: a picture, in whichever process draws it."""
+    plots.save_figure(getattr(plots, figure)(*args), path)
 
 
 def answer_for(e):

@@ -55,9 +55,14 @@ def open_regular(path, what="file"):
     return os.fdopen(fd, "rb")
 
 
+def temporary_path(path, pid=None):
+    """Where process ``pid`` (default: this one) writes ``path`` before renaming it (``atomic_write``)."""
+    return f"{path}.tmp{os.getpid() if pid is None else pid}"
+
+
 def atomic_write(path, write):
     """Call ``write(tmp_path)``, then rename the result to ``path``; a failure leaves ``path`` as it was."""
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = temporary_path(path)
     try:
         write(tmp)
         os.replace(tmp, path)
