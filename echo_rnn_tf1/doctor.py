@@ -7,7 +7,6 @@ reproduces; 1: something does not (each line says what).
 """
 import os
 import re
-import subprocess
 import sys
 
 from . import machine
@@ -15,20 +14,38 @@ from . import machine
 EXIT_OK, EXIT_DIFFERS = 0, 1
 ORACLE_SEED = 0
 
-_PROBE = "import tensorflow as tf; tf.matmul(tf.ones([2, 3]), tf.ones([3, 2]))"
+# A matrix product, then leave at once with oneDNN's lines written: TensorFlow's teardown takes most of a second.
+_PROBE = ("import ctypes, os, tensorflow as tf; tf.matmul(tf.ones([2, 3]), tf.ones([3, 2])); "
+          "ctypes.CDLL(None).fflush(None); os._exit(0)")
 
 
 def onednn_says(timeout=120):
     """oneDNN's own description of the instruction set it dispatches to, from a child process with
     ``ONEDNN_VERBOSE=1`` (it cannot be asked in this one); None when it does not say."""
-    env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
-    try:
-        result = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True,
-                                timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-    found = re.search(r"^onednn_verbose,(?:v1,)?info,cpu,isa:(.*)$", result.stdout, re.M)
-    return found.group(1).strip() if found else None
+    with OnednnProbe() as probe:
+        return probe.result(timeout)
+
+
+class OnednnProbe:
+    """``onednn_says``, started in a process of its own when this is made (other work goes on meanwhile);
+    ``result(timeout)`` waits for its answer."""
+
+    def __init__(self):
+        from .oracle import Child
+
+        env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
+        self._child = Child([sys.executable, "-c", _PROBE], env)
+
+    def result(self, timeout=120):
+        finished = self._child.wait(timeout)
+        found = finished and re.search(r"^onednn_verbose,(?:v1,)?info,cpu,isa:(.*)$", finished[1], re.M)
+        return found.group(1).strip() if found else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._child.close()
 
 
 def check_shipped(computed, shipped_losses):
@@ -49,9 +66,18 @@ def check_shipped(computed, shipped_losses):
 
 
 def doctor(portable=False, out=print):
-    """Print the report; return the exit code."""
+    """Print the report; return the exit code. The source's own loop and oneDNN's probe run in processes of their
+    own, started first: they go on while this one loads TensorFlow and trains."""
     if portable:
         machine.apply_portable()
+    from .oracle import SourceRun
+    from .portable import CONFIG
+
+    with SourceRun(ORACLE_SEED, CONFIG.num_epochs) as source, OnednnProbe() as probe:
+        return _report(portable, out, source, probe)
+
+
+def _report(portable, out, source, probe):
     from .runs import versions
     from .tfcompat import LegacyKerasError, import_quiet_tensorflow, installed_version
 
@@ -67,11 +93,11 @@ def doctor(portable=False, out=print):
     out("legacy Keras cell: available (tf.compat.v1.nn.rnn_cell.BasicRNNCell)")
     described = machine.describe(tf)
     out(f"machine: {machine.machine_line(described)}")
-    out(f"oneDNN says: {onednn_says() or 'nothing (no oneDNN in this TensorFlow?)'}")
+    out(f"oneDNN says: {probe.result() or 'nothing (no oneDNN in this TensorFlow?)'}")
     out(f"portable settings: {'on' if machine.is_portable() else 'off'} "
         f"({' '.join(f'{k}={v}' for k, v in machine.PORTABLE_ENV.items())})")
 
-    ok, package = _check_oracle(out)
+    ok, package = _check_oracle(out, source)
     if portable:
         ok = _check_portable(out, {ORACLE_SEED: package}) and ok
     else:
@@ -80,25 +106,25 @@ def doctor(portable=False, out=print):
     return EXIT_OK if ok else EXIT_DIFFERS
 
 
-def _check_oracle(out):
-    """The package against the source's own loop, in this environment: bit for bit on any machine. Returns
-    ``(bit-identical, the package's losses)``."""
+def _check_oracle(out, source):
+    """The package against the source's own loop (``source``: its ``SourceRun``), in this environment: bit for bit
+    on any machine. Returns ``(bit-identical, the package's losses)``."""
     import numpy as np
 
     from .compare import identity_line
-    from .oracle import OracleError, source_losses
+    from .oracle import OracleError
     from .portable import CONFIG
     from .train import train
 
     package = np.asarray(train(CONFIG, ORACLE_SEED, log=lambda line: None), dtype=np.float32)
     try:
-        source, _ = source_losses(ORACLE_SEED, CONFIG.num_epochs)
+        expected, _ = source.result()
     except OracleError as e:
         out(f"the package against the source's own loop: cannot tell ({e})")
         return False, package
-    line = identity_line(package, source, CONFIG.num_batches)
+    line = identity_line(package, expected, CONFIG.num_batches)
     out(f"the package against the source's own loop (seed {ORACLE_SEED}, one epoch): {line}")
-    return line.startswith("bit-identical") and len(package) == len(source), package
+    return line.startswith("bit-identical") and len(package) == len(expected), package
 
 
 def _check_portable(out, trained):

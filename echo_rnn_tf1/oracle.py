@@ -6,6 +6,12 @@ import tempfile
 
 import numpy as np
 
+# ``python -m echo_rnn_tf1.source_2017 SEED NUM_EPOCHS OUT``, then leave at once, the losses written: the
+# interpreter's teardown once TensorFlow is loaded takes most of a second (the source's code is not touched).
+_RUN_SOURCE = ("import os, runpy, sys\n"
+               "runpy.run_module('echo_rnn_tf1.source_2017', run_name='__main__', alter_sys=True)\n"
+               "sys.stdout.flush()\nsys.stderr.flush()\nos._exit(0)\n")
+
 
 class OracleError(RuntimeError):
     """The source's own code did not run to the end."""
@@ -16,15 +22,77 @@ def source_losses(seed, num_epochs, env=None, timeout=600):
 
     ``env``: the child's environment (default: this process's), e.g. with oneDNN settings to compare under.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "losses.txt")
+    with SourceRun(seed, num_epochs, env) as source:
+        return source.result(timeout)
+
+
+class Child:
+    """``argv`` started in a process of its own when this is made, so that other work goes on meanwhile. Its output
+    goes to temporary files (nothing it writes can fill a pipe that nobody reads yet). ``wait(timeout)`` returns
+    ``(exit code, stdout, stderr)``, or None if it has not finished by then. Leaving the context ends it if it
+    still runs."""
+
+    def __init__(self, argv, env=None):
+        self._stdout, self._stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
         try:
-            result = subprocess.run([sys.executable, "-m", "echo_rnn_tf1.source_2017", str(seed), str(num_epochs), out],
-                                    env=env, capture_output=True, text=True, timeout=timeout)
+            self._process = subprocess.Popen(argv, env=env, stdout=self._stdout, stderr=self._stderr, text=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def wait(self, timeout):
+        try:
+            code = self._process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise OracleError(f"the source's code did not finish in {timeout} s") from None
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-            raise OracleError(f"the source's code failed (exit {result.returncode}): {last}")
-        with open(out) as f:
-            return np.array(f.read().split(), dtype=np.float32), result.stdout
+            return None
+        outputs = []
+        for f in (self._stdout, self._stderr):
+            f.seek(0)
+            outputs.append(f.read())
+        return (code, *outputs)
+
+    def close(self):
+        if getattr(self, "_process", None) is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._stdout.close()
+        self._stderr.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SourceRun:
+    """The source's code for ``seed`` and ``num_epochs``, started in a process of its own when this is made;
+    ``result(timeout)`` waits for it and returns what ``source_losses`` does. Leaving the context ends it if it
+    still runs."""
+
+    def __init__(self, seed, num_epochs, env=None):
+        self._folder = tempfile.TemporaryDirectory()
+        self._out = os.path.join(self._folder.name, "losses.txt")
+        try:
+            self._child = Child([sys.executable, "-c", _RUN_SOURCE, str(seed), str(num_epochs), self._out], env)
+        except BaseException:
+            self._folder.cleanup()
+            raise
+
+    def result(self, timeout=600):
+        finished = self._child.wait(timeout)
+        if finished is None:
+            raise OracleError(f"the source's code did not finish in {timeout} s")
+        code, stdout, stderr = finished
+        if code != 0:
+            last = (stderr.strip().splitlines() or ["no message"])[-1]
+            raise OracleError(f"the source's code failed (exit {code}): {last}")
+        with open(self._out) as f:
+            return np.array(f.read().split(), dtype=np.float32), stdout
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._child.close()
+        self._folder.cleanup()

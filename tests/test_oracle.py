@@ -4,10 +4,13 @@ The oracle (echo_rnn_tf1/source_2017.py) is the 2017 notebook ported only as far
 process of its own with eager execution off, as a TF1 port would be. The package builds its graph in a private
 tf.Graph() with eager execution on. Every loss must be equal: no tolerance.
 """
+import sys
+
 import numpy as np
 import pytest
 
 from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.oracle import Child, OracleError, SourceRun
 from echo_rnn_tf1.train import train
 
 
@@ -33,3 +36,18 @@ def test_different_seeds_differ():
     first = train(Config(num_epochs=1, total_series_length=500), 7, log=lambda line: None)
     second = train(Config(num_epochs=1, total_series_length=500), 8, log=lambda line: None)
     assert first[0] != second[0]
+
+
+def test_a_child_writes_more_than_a_pipe_holds_without_being_read():
+    # Its output goes to files: a child started early is never stalled on output nobody reads yet.
+    code = "import sys; print('x' * 200_000); sys.stderr.write('done')"
+    with Child([sys.executable, "-c", code]) as child:
+        assert child.wait(timeout=60) == (0, "x" * 200_000 + "\n", "done")
+
+
+def test_the_source_not_finished_in_time_is_an_oracle_error_and_is_ended():
+    with SourceRun(0, 1) as source:
+        with pytest.raises(OracleError, match="did not finish in 0.1 s"):
+            source.result(timeout=0.1)
+        process = source._child._process
+    assert process.poll() is not None  # ended on leaving, not left to train
