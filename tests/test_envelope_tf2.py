@@ -3,7 +3,6 @@ seed would alone, and make the same envelope; where the 2017 run sits among the 
 import json
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
@@ -175,10 +174,16 @@ def test_cli_envelope_tf2(tmp_path, cli):
 def test_a_signal_stops_envelope_tf2_and_writes_nothing(tmp_path):
     out = tmp_path / "envelope"
     with started("envelope", "--engine", "tf2", "--seeds", 3000, "--out", out) as process:
-        wait_until(lambda: out.exists(), process)
-        time.sleep(4)  # TensorFlow is loaded and the programs compiling or training by now (3000 seeds: over 30 s)
+        wait_until(lambda: threads(process.pid) > 4, process)  # compiling or training (3000 seeds: over 30 s)
         os.kill(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 143
     assert one_error_line(stderr) == "echo_rnn_tf1: SIGTERM received; training stopped, no envelope written"
     assert not out.exists()
+
+
+def threads(pid):
+    """How many threads process ``pid`` runs. Measured: 1 or 2 until TensorFlow's runtime computes, then 6 (one core)
+    or 8 to 11 (two)."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])

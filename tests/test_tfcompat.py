@@ -14,6 +14,8 @@ HIDE_TF_KERAS = "import sys; sys.modules['tf_keras'] = None\n"
 
 
 def python(code):
+    """Run ``code`` in a fresh interpreter, which leaves at once when it is done (skipping TensorFlow's teardown)."""
+    code += "\nimport os, sys\nsys.stdout.flush()\nsys.stderr.flush()\nos._exit(0)\n"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
