@@ -200,16 +200,17 @@ def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path, doctor_portable):
 @pytest.mark.slow
 @pytest.mark.xdist_group("epochs")
 def test_doctor_checks_the_package_against_the_source(cli, source_epoch, monkeypatch):
-    # In this process, with the source's epoch already run for test_oracle: doctor --portable below runs the
-    # oracle from doctor itself, in a process of its own.
+    # In this process, with the source's epoch run once for test_oracle too (here first, if this test comes first:
+    # before SourceRun is replaced): doctor --portable below runs the oracle from doctor itself.
+    source = source_epoch(0)
+
     class RunAlready(contextlib.nullcontext):
         def __init__(self, seed, num_epochs, env=None):
-            assert num_epochs == 1 and env is None
+            assert (seed, num_epochs, env) == (0, 1, None)
             super().__init__(self)
-            self.seed = seed
 
         def result(self, timeout=600):
-            return source_epoch(self.seed)
+            return source
 
     monkeypatch.setattr(oracle, "SourceRun", RunAlready)
     result = cli("doctor")
