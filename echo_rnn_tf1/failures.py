@@ -125,8 +125,8 @@ def open_standard_streams():
     that is open for reading only, e.g. a script file that a launcher left on that number, counts as closed.)"""
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         try:
-            usable = fd == 0 or fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
-        except OSError:
+            usable = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY or fd == 0
+        except OSError:  # closed
             usable = False
         if not usable:
             devnull = os.open(os.devnull, os.O_RDWR)

@@ -26,7 +26,7 @@ def in_shell(command_line, **environ):
                           timeout=300)
 
 
-@pytest.mark.parametrize("closed, said_on", [(">&-", "stderr"), ("2>&-", None)])
+@pytest.mark.parametrize("closed, said_on", [(">&-", "stderr"), ("2>&-", None), ("<&-", "stderr")])
 def test_bad_input_with_a_closed_stream_is_exit_2(closed, said_on):
     result = in_shell(f"--num-epochs 0 {closed}")
     assert result.returncode == 2, result.stderr
@@ -34,9 +34,10 @@ def test_bad_input_with_a_closed_stream_is_exit_2(closed, said_on):
     assert result.stderr == ("echo_rnn_tf1: error: --num-epochs 0: must be a positive integer\n" if said_on else "")
 
 
-def test_a_verdict_with_stdout_closed_keeps_its_exit_code():
+def test_a_verdict_with_a_standard_stream_closed_keeps_its_exit_code():
     assert in_shell(f'compare "{REFERENCE}" >&-').returncode == 0  # MATCH, unread
     assert in_shell(f'compare "{REFERENCE}" "{REFERENCE}" >&- 2>&-').returncode == 0
+    assert in_shell(f'compare "{REFERENCE}" <&-').returncode == 0
 
 
 @pytest.mark.slow
