@@ -119,6 +119,18 @@ def report(error):
     return code
 
 
+def die_with(parent):
+    """Be killed when process ``parent`` dies, even by SIGKILL (Linux: ``PR_SET_PDEATHSIG``); leave now if it died
+    already. For a child process, first thing: none outlives the command that started it."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
 def open_standard_streams():
     """Point stdin, stdout or stderr at /dev/null where the process was started without it (``>&-``): Python then
     has no ``sys.stdout`` to print to, and the first file the command opened would take its number. (An output

@@ -6,9 +6,10 @@ import tempfile
 
 import numpy as np
 
-# ``python -m echo_rnn_tf1.source_2017 SEED NUM_EPOCHS OUT``, then leave at once, the losses written: the
-# interpreter's teardown once TensorFlow is loaded takes most of a second (the source's code is not touched).
-_RUN_SOURCE = ("import os, runpy, sys\n"
+# ``python -m echo_rnn_tf1.source_2017 SEED NUM_EPOCHS OUT``, dying with process PARENT; then leave at once, the
+# losses written: the interpreter's teardown once TensorFlow is loaded takes most of a second (the source's code
+# is not touched).
+_RUN_SOURCE = ("import os, runpy, sys\nfrom echo_rnn_tf1.failures import die_with\ndie_with({parent})\n"
                "runpy.run_module('echo_rnn_tf1.source_2017', run_name='__main__', alter_sys=True)\n"
                "sys.stdout.flush()\nsys.stderr.flush()\nos._exit(0)\n")
 
@@ -74,7 +75,8 @@ class SourceRun:
         self._folder = tempfile.TemporaryDirectory()
         self._out = os.path.join(self._folder.name, "losses.txt")
         try:
-            self._child = Child([sys.executable, "-c", _RUN_SOURCE, str(seed), str(num_epochs), self._out], env)
+            code = _RUN_SOURCE.format(parent=os.getpid())
+            self._child = Child([sys.executable, "-c", code, str(seed), str(num_epochs), self._out], env)
         except BaseException:
             self._folder.cleanup()
             raise

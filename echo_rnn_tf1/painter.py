@@ -27,7 +27,7 @@ import numpy as np
 
 from . import plots
 from .config import Config
-from .failures import STOP_SIGNALS
+from .failures import STOP_SIGNALS, die_with
 from .logs import Point
 from .machine import usable_cores
 from .runs import temporary_path
@@ -150,7 +150,7 @@ def second_process():
 def serve(answering, parent):
     """The second process: draw what is asked on stdin, answer on file descriptor ``answering``, until stdin
     closes."""
-    _die_with(parent)
+    die_with(parent)  # (Linux; elsewhere, stdin's end stops the loop)
     for signum in STOP_SIGNALS:  # a Ctrl-C is for the run, which stops between pictures
         signal.signal(signum, signal.SIG_IGN)
     requests = sys.stdin.buffer
@@ -240,15 +240,3 @@ def _import_matplotlib():
     import matplotlib.backends.backend_agg  # noqa: F401
     import matplotlib.collections  # noqa: F401
     import matplotlib.figure  # noqa: F401
-
-
-def _die_with(parent):
-    """Be killed when the run's process dies, even by SIGKILL (Linux; elsewhere, stdin's end stops the loop); leave
-    now if it died already."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        sys.exit(0)

@@ -206,6 +206,15 @@ def grown(path, size):
     return lambda: path.exists() and path.stat().st_size >= size
 
 
+def alive(pid):
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def one_error_line(stderr):
     """The one line a failure prints, after asserting that there is exactly one and no traceback."""
     assert "Traceback" not in stderr, stderr

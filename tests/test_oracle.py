@@ -4,11 +4,15 @@ The oracle (echo_rnn_tf1/source_2017.py) is the 2017 notebook ported only as far
 process of its own with eager execution off, as a TF1 port would be. The package builds its graph in a private
 tf.Graph() with eager execution on. Every loss must be equal: no tolerance.
 """
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
+from conftest import ROOT, alive
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.oracle import Child, OracleError, SourceRun
 from echo_rnn_tf1.train import train
@@ -51,3 +55,17 @@ def test_the_source_not_finished_in_time_is_an_oracle_error_and_is_ended():
             source.result(timeout=0.1)
         process = source._child._process
     assert process.poll() is not None  # ended on leaving, not left to train
+
+
+def test_the_sources_process_dies_with_the_one_that_started_it():
+    # A SIGKILL of doctor leaves no source's run going on (1000 epochs: minutes, if it did). (Its oneDNN probe, a
+    # few seconds' work, dies with it the same way: failures.die_with.)
+    code = ("import os, signal\nfrom echo_rnn_tf1.oracle import SourceRun\n"
+            "print(SourceRun(0, 1000)._child._process.pid, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    for pid in map(int, result.stdout.split()):
+        while alive(pid):
+            assert time.monotonic() < deadline, "a child outlived the process that started it"
+            time.sleep(0.05)

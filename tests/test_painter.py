@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, alive
 from echo_rnn_tf1 import painter as painter_module
 from echo_rnn_tf1 import plots
 from echo_rnn_tf1.config import Config
@@ -118,15 +118,6 @@ def test_the_second_process_dies_with_its_run():
     while alive(pid):
         assert time.monotonic() < deadline, "the second process outlived its run"
         time.sleep(0.05)
-
-
-def alive(pid):
-    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_what_starts_the_interpreter_cannot_pass_for_an_answer(tmp_path):
