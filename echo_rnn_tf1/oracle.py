@@ -6,12 +6,8 @@ import tempfile
 
 import numpy as np
 
-# ``python -m echo_rnn_tf1.source_2017 SEED NUM_EPOCHS OUT``, dying with process PARENT; then leave at once, the
-# losses written: the interpreter's teardown once TensorFlow is loaded takes most of a second (the source's code
-# is not touched).
-_RUN_SOURCE = ("import os, runpy, sys\nfrom echo_rnn_tf1.failures import die_with\ndie_with({parent})\n"
-               "runpy.run_module('echo_rnn_tf1.source_2017', run_name='__main__', alter_sys=True)\n"
-               "sys.stdout.flush()\nsys.stderr.flush()\nos._exit(0)\n")
+# ``python -m echo_rnn_tf1.source_2017 SEED NUM_EPOCHS OUT``, the source's code untouched.
+_RUN_SOURCE = "import runpy\nrunpy.run_module('echo_rnn_tf1.source_2017', run_name='__main__', alter_sys=True)"
 
 
 class OracleError(RuntimeError):
@@ -28,15 +24,23 @@ def source_losses(seed, num_epochs, env=None, timeout=600):
 
 
 class Child:
-    """``argv`` started in a process of its own when this is made, so that other work goes on meanwhile. Its output
-    goes to temporary files (nothing it writes can fill a pipe that nobody reads yet). ``wait(timeout)`` returns
-    ``(exit code, stdout, stderr)``, or None if it has not finished by then. Leaving the context ends it if it
-    still runs."""
+    """Python ``code``, given ``args`` (its ``sys.argv[1:]``), in a process of its own started when this is made, so
+    that other work goes on meanwhile. It dies with this process, even by SIGKILL (``failures.die_with``), and once
+    ``code`` is done it leaves at once, its output flushed: the interpreter's teardown once TensorFlow is loaded
+    takes most of a second. Its output goes to temporary files (nothing it writes can fill a pipe that nobody reads
+    yet). ``wait(timeout)`` returns ``(exit code, stdout, stderr)``, or None if it has not finished by then.
+    Leaving the context ends it if it still runs."""
 
-    def __init__(self, argv, env=None):
+    _FIRST = "from echo_rnn_tf1.failures import die_with\ndie_with({parent})\n"
+    _LAST = ("\nimport ctypes, os, sys\nsys.stdout.flush()\nsys.stderr.flush()\n"
+             "ctypes.CDLL(None).fflush(None)\nos._exit(0)\n")  # (C's buffers too: oneDNN prints through them)
+
+    def __init__(self, code, args=(), env=None):
         self._stdout, self._stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        code = self._FIRST.format(parent=os.getpid()) + code + self._LAST
         try:
-            self._process = subprocess.Popen(argv, env=env, stdout=self._stdout, stderr=self._stderr, text=True)
+            self._process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
+                                             stdout=self._stdout, stderr=self._stderr, text=True)
         except BaseException:
             self.close()
             raise
@@ -75,8 +79,7 @@ class SourceRun:
         self._folder = tempfile.TemporaryDirectory()
         self._out = os.path.join(self._folder.name, "losses.txt")
         try:
-            code = _RUN_SOURCE.format(parent=os.getpid())
-            self._child = Child([sys.executable, "-c", code, str(seed), str(num_epochs), self._out], env)
+            self._child = Child(_RUN_SOURCE, (seed, num_epochs, self._out), env)
         except BaseException:
             self._folder.cleanup()
             raise

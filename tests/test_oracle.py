@@ -45,7 +45,7 @@ def test_different_seeds_differ():
 def test_a_child_writes_more_than_a_pipe_holds_without_being_read():
     # Its output goes to files: a child started early is never stalled on output nobody reads yet.
     code = "import sys; print('x' * 200_000); sys.stderr.write('done')"
-    with Child([sys.executable, "-c", code]) as child:
+    with Child(code) as child:
         assert child.wait(timeout=60) == (0, "x" * 200_000 + "\n", "done")
 
 
