@@ -17,6 +17,7 @@ from .failures import EXIT_FAILED, EXIT_OK, BadInput, Interrupted
 from .limits import check_folder_path, check_memory
 from .logs import LogError
 from .runs import RunError, RunWriter
+from .tfcompat import freeze_on_import
 
 
 class UsageError(BadInput):
@@ -453,6 +454,7 @@ def main(argv=None):
     if entry_point:
         failures.open_standard_streams()
         os.environ["MPLBACKEND"] = "agg"  # the commands only write picture files: whatever backend is asked for
+        freeze_on_import()
     argv = sys.argv[1:] if argv is None else list(argv)
     command = COMMANDS.get(argv[0]) if argv else None
     with failures.closed_pipe_safe_streams(), failures.stopping_signals(then_ignore=entry_point) as lost:

@@ -28,10 +28,10 @@ class OnednnProbe:
     ``result(timeout)`` waits for its answer."""
 
     def __init__(self):
-        from .oracle import Child
+        from .oracle import TENSORFLOW_FIRST, Child
 
         env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
-        self._child = Child(_PROBE, env=env)
+        self._child = Child(TENSORFLOW_FIRST + _PROBE, env=env)
 
     def result(self, timeout=120):
         finished = self._child.wait(timeout)

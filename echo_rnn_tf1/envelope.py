@@ -69,6 +69,9 @@ def train_seed(seed):
 def _worker(connection):
     """A worker process: train each seed it is sent and send back ``(seed, losses, None)``, or ``(seed, None,
     (exit code, one line))`` if it fails; stop at None, or when the parent is gone."""
+    from .tfcompat import freeze_on_import
+
+    freeze_on_import()
     for signum in (signal.SIGINT, signal.SIGHUP):  # Ctrl-C, a closed terminal: to the whole process group; the
         signal.signal(signum, signal.SIG_IGN)       # parent decides
     try:

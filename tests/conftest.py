@@ -15,6 +15,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import echo_rnn_tf1  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before anything imports tensorflow)
+from echo_rnn_tf1.tfcompat import freeze_on_import  # noqa: E402
+
+freeze_on_import()  # (as the command line: a test process is the suite's own)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_RUN = ("--num-epochs", 1, "--total-series-length", 500)  # 10 steps

@@ -1,5 +1,6 @@
 """Both worlds of TensorFlow 2: Keras 2 built in (up to 2.15), or tf-keras with TF_USE_LEGACY_KERAS=1 (2.16 on);
 when the source's cell is missing, the error names what to install, of which version."""
+import gc
 import importlib.util
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 
 from conftest import ROOT, needs_tf_keras, tensorflow_minor
-from echo_rnn_tf1.tfcompat import LEGACY_KERAS_FROM, missing_cell_advice, minor_version
+from echo_rnn_tf1.tfcompat import LEGACY_KERAS_FROM, collector_paused, missing_cell_advice, minor_version
 
 # Makes `import tf_keras` fail as if it were not installed (importlib.util.find_spec says None too).
 HIDE_TF_KERAS = "import sys; sys.modules['tf_keras'] = None\n"
@@ -67,3 +68,27 @@ def test_keras_2_built_in_needs_neither_tf_keras_nor_the_variable():
             "print(len(train(Config(num_epochs=1, total_series_length=500), 0, log=lambda line: None)))\n")
     result = python(code)
     assert result.stdout.strip() == "10", result.stderr
+
+
+@pytest.mark.slow
+def test_a_process_of_its_own_loads_tensorflow_with_the_collector_paused_then_frozen():
+    code = ("import gc\nfrom echo_rnn_tf1 import tfcompat\ntfcompat.freeze_on_import()\nbefore = gc.get_freeze_count()\n"
+            "tfcompat.import_tensorflow()\nafter = gc.get_freeze_count()\ntfcompat.import_tensorflow()\n"
+            "print(before, after, gc.get_freeze_count(), gc.isenabled())")
+    before, after, again, enabled = python(code).stdout.split()
+    assert before == "0" and int(after) > 0 and again == after, "only TensorFlow's first import freezes"
+    assert enabled == "True"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_paused_then_left_as_it_was(enabled):
+    (gc.enable if enabled else gc.disable)()
+    try:
+        before = gc.get_freeze_count()
+        with collector_paused():
+            assert not gc.isenabled()
+            made = [[] for _ in range(1000)]
+        assert gc.isenabled() == enabled
+        assert gc.get_freeze_count() >= before + len(made), "what existed is frozen"
+    finally:
+        gc.enable()
