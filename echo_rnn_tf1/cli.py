@@ -327,7 +327,10 @@ def _envelope_tf2(config, seeds, jobs, capped):
           flush=True)
     import_quiet_tensorflow()
     checked = sorted({seeds[0], seeds[-1]})
-    if tf2_seeds.start_is_faithful(config, checked):
+    with failures.DeferredSignals().installed() as stop:  # (raised inside TensorFlow's graph code, a signal was lost
+        faithful = tf2_seeds.start_is_faithful(config, checked)  # there, or broke it)
+    stop.check()
+    if faithful:
         start, starting_points = tf2_seeds.drawn_start, f"drawn, checked against the faithful graph on seeds {checked}"
     else:
         start, starting_points = tf2_seeds.locked(tf2_seeds.faithful_start), "the faithful graph's, built per seed"

@@ -228,6 +228,19 @@ def _handlers(handler, then_ignore=False):
 
 
 @contextlib.contextmanager
+def held_signals():
+    """The STOP_SIGNALS held while the block runs, then passed to the handlers there were: for code that an exception
+    raised in its middle breaks (TensorFlow's import: "ImportError: initialization failed")."""
+    held = []
+    try:
+        with _handlers(lambda signum, frame: held.append(signum)):
+            yield
+    finally:
+        for signum in held:
+            signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
 def stopping_signals(then_ignore=False):
     """The STOP_SIGNALS raise ``Interrupted`` where the command is: it stops at once, in one line. Only the first
     does: a second Ctrl-C while the command cleans up cannot cut the cleaning short. ``then_ignore``: see _handlers.

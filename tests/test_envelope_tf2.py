@@ -7,7 +7,7 @@ import signal
 import numpy as np
 import pytest
 
-from conftest import one_error_line, run_cli, started, wait_until
+from conftest import one_error_line, run_cli, signal_here, started, wait_until
 from echo_rnn_tf1 import envelope, tf2, tf2_seeds
 from echo_rnn_tf1.config import TINY, Config
 from echo_rnn_tf1.failures import MachineError
@@ -179,6 +179,20 @@ def test_a_signal_stops_envelope_tf2_and_writes_nothing(tmp_path):
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 143
     assert one_error_line(stderr) == "echo_rnn_tf1: SIGTERM received; training stopped, no envelope written"
+    assert not out.exists()
+
+
+def test_a_signal_while_the_starting_points_are_checked_lets_the_check_finish(tmp_path, cli, monkeypatch):
+    # Raised inside TensorFlow's graph code, a signal was lost there (the envelope went on to its end, exit 0) or
+    # broke it (SystemError from an import, exit 4): 2 runs in 8 when SIGTERM came as the faithful graph was built.
+    signal_here(monkeypatch, "tf2_seeds", "faithful_start", signal.SIGTERM)
+    compared = []
+    monkeypatch.setattr(tf2_seeds, "same_start", lambda *starts: compared.append(starts) or True)
+    out = tmp_path / "envelope"
+    result = cli("envelope", "--engine", "tf2", "--seeds", 2, "--out", out)
+    assert result.returncode == 143, result.stderr
+    assert compared, "the faithful graph was built to its end"
+    assert one_error_line(result.stderr) == "echo_rnn_tf1: SIGTERM received; training stopped, no envelope written"
     assert not out.exists()
 
 

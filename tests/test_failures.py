@@ -110,3 +110,21 @@ def test_a_signal_while_evaluate_works_is_one_line(tiny_run, signum):
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signum
     assert one_error_line(stderr) == f"echo_rnn_tf1: {signal.Signals(signum).name} received; stopped"
+
+
+def test_a_signal_while_tensorflow_loads_is_acted_on_once_it_has_loaded(monkeypatch):
+    # Raised in the middle of an extension module's import, a signal broke it: "ImportError: initialization failed",
+    # exit 4, and TensorFlow's start-up noise printed (predict: 1 run in 16, SIGTERM at a random moment of its first 2 s).
+    from echo_rnn_tf1 import failures, tfcompat
+
+    original, loaded = tfcompat.import_tensorflow, []
+
+    def import_tensorflow():
+        os.kill(os.getpid(), signal.SIGTERM)
+        loaded.append(True)
+        return original()
+
+    monkeypatch.setattr(tfcompat, "import_tensorflow", import_tensorflow)
+    with pytest.raises(Interrupted, match="SIGTERM"), failures.stopping_signals():
+        tfcompat.import_quiet_tensorflow()
+    assert loaded, "the import went on to its end"
