@@ -53,6 +53,8 @@ class Interrupted(BaseException):
 
 def machine_failure(error):
     """What an OSError means when it is the machine's fault ("disk full", ...), or None."""
+    if isinstance(error, FileNotFoundError) and str(error.strerror).startswith("No usable temporary directory"):
+        return "no usable temporary folder"  # (tempfile's words: every folder it tries is full, read-only or missing)
     return _MACHINE_ERRNOS.get(getattr(error, "errno", None)) if isinstance(error, OSError) else None
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -43,6 +44,16 @@ def test_every_failure_is_one_line_with_its_exit_code(monkeypatch, capsys, error
     captured = capsys.readouterr()
     assert captured.out == ""
     assert one_error_line(captured.err) == captured.err.strip() and says in captured.err
+
+
+def test_no_usable_temporary_folder_is_the_machine(monkeypatch, capsys):
+    # tempfile's own error, where every folder it would try is full, read-only or missing
+    monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: ["/nonexistent/echo_rnn_tf1"])
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setitem(cli.COMMANDS, "compare", lambda argv: tempfile.TemporaryFile())
+    assert cli.main(["compare", "x"]) == 3
+    assert one_error_line(capsys.readouterr().err).startswith(
+        "echo_rnn_tf1: error: no usable temporary folder: No usable temporary directory found in ")
 
 
 def test_a_bug_names_where_it_is_and_can_show_its_traceback(monkeypatch, capsys):
