@@ -430,7 +430,8 @@ def doctor_parser():
     p = Parser(prog="python -m echo_rnn_tf1 doctor",
                description="What to run first when your numbers differ from ours: the environment, then the package "
                            "against the source's own loop on this machine, bit for bit. Exit code 0: everything "
-                           "reproduces; 1: something does not.")
+                           "reproduces; 1: something does not; 3: the machine failed it (out of memory, a full "
+                           "disk, a process of its own killed).")
     p.add_argument("--portable", action="store_true",
                    help="also train seeds 0-9 (one epoch each) under the portable settings and compare them with "
                         "the bits shipped in the package")

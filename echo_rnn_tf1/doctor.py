@@ -3,7 +3,7 @@
 It prints the environment (versions, the legacy Keras cell, the machine and its oneDNN settings, TensorBoard),
 then checks, on this machine: the package against the source's own loop, bit for bit (seed 0, one epoch);
 and, with ``--portable``, seeds 0-9 against the bits shipped in the package. Exit code 0: everything
-reproduces; 1: something does not (each line says what).
+reproduces; 1: something does not (each line says what); 3: the machine failed one of its processes.
 """
 import os
 import re
@@ -16,9 +16,13 @@ ORACLE_SEED = 0
 _PROBE = "import tensorflow as tf\ntf.matmul(tf.ones([2, 3]), tf.ones([3, 2]))"  # (oneDNN speaks at its first product)
 
 
+class ProbeError(RuntimeError):
+    """oneDNN's probe did not answer: it failed, or took too long."""
+
+
 def onednn_says(timeout=120):
     """oneDNN's own description of the instruction set it dispatches to, from a child process with
-    ``ONEDNN_VERBOSE=1`` (it cannot be asked in this one); None when it does not say."""
+    ``ONEDNN_VERBOSE=1`` (it cannot be asked in this one); None when it does not say. Raises ProbeError."""
     with OnednnProbe() as probe:
         return probe.result(timeout)
 
@@ -34,8 +38,15 @@ class OnednnProbe:
         self._child = Child(TENSORFLOW_FIRST + _PROBE, env=env)
 
     def result(self, timeout=120):
+        from .oracle import failure
+
         finished = self._child.wait(timeout)
-        found = finished and re.search(r"^onednn_verbose,(?:v1,)?info,cpu,isa:(.*)$", finished[1], re.M)
+        if finished is None:
+            raise ProbeError(f"no answer in {timeout} s")
+        code, stdout, stderr = finished
+        if code != 0:
+            raise ProbeError(f"the probe {failure(code, stderr)}")
+        found = re.search(r"^onednn_verbose,(?:v1,)?info,cpu,isa:(.*)$", stdout, re.M)
         return found.group(1).strip() if found else None
 
     def __enter__(self):
@@ -90,9 +101,14 @@ def _report(portable, out, source, probe):
     out("legacy Keras cell: available (tf.compat.v1.nn.rnn_cell.BasicRNNCell)")
     described = machine.describe(tf)
     out(f"machine: {machine.machine_line(described)}")
-    out(f"oneDNN says: {probe.result() or 'nothing (no oneDNN in this TensorFlow?)'}")
-    out(f"portable settings: {'on' if machine.is_portable() else 'off'} "
-        f"({' '.join(f'{k}={v}' for k, v in machine.PORTABLE_ENV.items())})")
+    try:
+        said = probe.result() or "nothing (no oneDNN in this TensorFlow?)"
+    except ProbeError as e:
+        said = f"unknown ({e})"
+    out(f"oneDNN says: {said}")
+    settings = " ".join(f"{k}={v}" for k, v in machine.PORTABLE_ENV.items())
+    out(f"portable settings: on ({settings})" if machine.is_portable() else
+        f"portable settings: off (--portable sets {settings})")
 
     ok, package = _check_oracle(out, source)
     if portable:

@@ -122,7 +122,8 @@ def machine_line(machine):
     settings = ", ".join(f"{name}={machine.get(name)}" if machine.get(name) is not None else f"{name} unset"
                          for name in ONEDNN_ENV)
     cuda = {True: ", a CUDA build", False: "", None: ""}[machine.get("cuda_build")]
-    return (f"{machine.get('cpu')}, {machine.get('cores')} cores, oneDNN {machine.get('onednn_isa')} "
+    cores = machine.get("cores")
+    return (f"{machine.get('cpu')}, {cores} core{'s' * (cores != 1)}, oneDNN {machine.get('onednn_isa')} "
             f"({settings}){cuda}")
 
 

@@ -1,10 +1,14 @@
 """The source's own loop as the oracle: ``source_2017.py`` run in a process of its own, its losses read back."""
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+from .failures import EXIT_MACHINE, MachineError
 
 # TensorFlow loaded first as the command line loads it (``tfcompat.freeze_on_import``): the same modules, 0.5 s sooner.
 # (The package's import has set TF_USE_LEGACY_KERAS where tf-keras is installed, as the source's header does.)
@@ -26,24 +30,50 @@ def source_losses(seed, num_epochs, env=None, timeout=600):
         return source.result(timeout)
 
 
+def failure(code, stderr):
+    """How a child process failed, in words: "was killed by SIGKILL", or "failed (exit 3): " and its last line."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"was killed by signal {-code}"
+    last = (stderr.strip().splitlines() or ["no message"])[-1]
+    return f"failed (exit {code}): {last.removeprefix('echo_rnn_tf1: error: ')}"
+
+
 class Child:
     """Python ``code``, given ``args`` (its ``sys.argv[1:]``), in a process of its own started when this is made, so
     that other work goes on meanwhile. It dies with this process, even by SIGKILL (``failures.die_with``), and once
     ``code`` is done it leaves at once, its output flushed: the interpreter's teardown once TensorFlow is loaded
-    takes most of a second. Its output goes to temporary files (nothing it writes can fill a pipe that nobody reads
-    yet). ``wait(timeout)`` returns ``(exit code, stdout, stderr)``, or None if it has not finished by then.
-    Leaving the context ends it if it still runs."""
+    takes most of a second. A failure is one line on its stderr and the package's exit code for it (3: the
+    machine). Its output goes to temporary files (nothing it writes can fill a pipe that nobody reads yet).
+    ``wait(timeout)`` returns ``(exit code, stdout, stderr)``, or None if it has not finished by then. Leaving the
+    context ends it if it still runs."""
 
-    _FIRST = "from echo_rnn_tf1.failures import die_with\ndie_with({parent})\n"
-    _LAST = ("\nimport ctypes, os, sys\nsys.stdout.flush()\nsys.stderr.flush()\n"
-             "ctypes.CDLL(None).fflush(None)\nos._exit(0)\n")  # (C's buffers too: oneDNN prints through them)
+    _RUN = """\
+import ctypes, os, sys
+from echo_rnn_tf1.failures import describe, die_with
+die_with({parent})
+code = sys.argv.pop(1)
+try:
+    exec(compile(code, "<child>", "exec"), {{"__name__": "__main__"}})
+    exit_code = 0
+except SystemExit as e:
+    exit_code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+except BaseException as e:
+    exit_code, line = describe(e)
+    print("echo_rnn_tf1: error:", line, file=sys.stderr)
+sys.stdout.flush()
+sys.stderr.flush()
+ctypes.CDLL(None).fflush(None)  # (C's buffers too: oneDNN prints through them)
+os._exit(exit_code)
+"""
 
     def __init__(self, code, args=(), env=None):
         self._stdout, self._stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-        code = self._FIRST.format(parent=os.getpid()) + code + self._LAST
         try:
-            self._process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
-                                             stdout=self._stdout, stderr=self._stderr, text=True)
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", self._RUN.format(parent=os.getpid()), code, *map(str, args)], env=env,
+                stdout=self._stdout, stderr=self._stderr, text=True)
         except BaseException:
             self.close()
             raise
@@ -93,8 +123,8 @@ class SourceRun:
             raise OracleError(f"the source's code did not finish in {timeout} s")
         code, stdout, stderr = finished
         if code != 0:
-            last = (stderr.strip().splitlines() or ["no message"])[-1]
-            raise OracleError(f"the source's code failed (exit {code}): {last}")
+            failed = MachineError if code < 0 or code == EXIT_MACHINE else OracleError  # (a kill: the OOM killer's?)
+            raise failed(f"the source's code {failure(code, stderr)}")
         with open(self._out) as f:
             return np.array(f.read().split(), dtype=np.float32), stdout
 

@@ -7,10 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import run_cli, train_in_process
+from conftest import one_error_line, run_cli, train_in_process
 from echo_rnn_tf1 import machine, oracle, portable
 from echo_rnn_tf1.compare import first_difference, identity_line
-from echo_rnn_tf1.doctor import check_shipped, onednn_says
+from echo_rnn_tf1.doctor import OnednnProbe, ProbeError, check_shipped, onednn_says
+from echo_rnn_tf1.failures import MachineError
 from echo_rnn_tf1.runs import read_losses
 
 SSE41_CPU = {"sse", "sse2", "sse4_1"}
@@ -59,6 +60,13 @@ def test_the_recorded_level_is_the_one_onednn_reports(cap, monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     level = machine.describe()["onednn_isa"]
     assert onednn_says() == ONEDNN_WORDS[level]
+
+
+def test_a_probe_that_died_is_no_answer():
+    with OnednnProbe() as probe:
+        probe._child._process.kill()
+        with pytest.raises(ProbeError, match="^the probe was killed by SIGKILL$"):
+            probe.result()
 
 
 @pytest.mark.slow
@@ -222,6 +230,23 @@ def test_doctor_checks_the_package_against_the_source(cli, source_epoch, monkeyp
     assert any(line.startswith("oneDNN says: Intel") for line in lines)
     assert "the package against the source's own loop (seed 0, one epoch): bit-identical (1000 losses)" in lines
     assert lines[-1] == "doctor: everything reproduces"
+
+
+@pytest.mark.slow
+def test_doctor_says_when_the_machine_failed_the_sources_run(cli, monkeypatch):
+    # e.g. killed by the out-of-memory killer: not "does not reproduce" (exit 1) but the machine (exit 3)
+    class Killed(contextlib.nullcontext):
+        def __init__(self, seed, num_epochs, env=None):
+            super().__init__(self)
+
+        def result(self, timeout=600):
+            raise MachineError("the source's code was killed by SIGKILL")
+
+    monkeypatch.setattr(oracle, "SourceRun", Killed)
+    result = cli("doctor")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert one_error_line(result.stderr) == "echo_rnn_tf1: error: the source's code was killed by SIGKILL"
+    assert result.stdout.splitlines()[-1].startswith("portable settings: ")  # the report so far, then the error
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ROOT, alive
 from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.failures import MachineError
 from echo_rnn_tf1.oracle import Child, OracleError, SourceRun
 from echo_rnn_tf1.train import train
 
@@ -47,6 +48,34 @@ def test_a_child_writes_more_than_a_pipe_holds_without_being_read():
     code = "import sys; print('x' * 200_000); sys.stderr.write('done')"
     with Child(code) as child:
         assert child.wait(timeout=60) == (0, "x" * 200_000 + "\n", "done")
+
+
+@pytest.mark.parametrize("code, exit_code, says", [
+    ("raise MemoryError", 3, "echo_rnn_tf1: error: out of memory"),
+    ("open('/dev/full', 'w', buffering=1).write('x\\n')", 3, "echo_rnn_tf1: error: disk full: No space left on device"),
+    ("1 / 0", 4, "echo_rnn_tf1: error: internal error (a bug in echo_rnn_tf1; ECHO_RNN_TF1_TRACEBACK=1 shows the "
+                 "traceback): ZeroDivisionError: division by zero"),
+    ("import sys; sys.exit(2)", 2, ""),
+])
+def test_a_failing_child_says_why_in_one_line_with_the_packages_exit_code(code, exit_code, says):
+    with Child(code) as child:
+        assert child.wait(timeout=60) == (exit_code, "", says + "\n" * bool(says))
+
+
+def test_the_sources_run_killed_is_the_machine(monkeypatch):
+    # as the kernel's out-of-memory killer would kill it
+    with SourceRun(0, 1) as source:
+        source._child._process.kill()
+        with pytest.raises(MachineError, match="^the source's code was killed by SIGKILL$"):
+            source.result()
+
+
+def test_the_sources_run_failed_by_the_machine_is_the_machine():
+    with SourceRun(0, 1) as source:
+        source._child.close()
+        source._child = Child("raise MemoryError")  # (what a run out of memory ends with)
+        with pytest.raises(MachineError, match=r"^the source's code failed \(exit 3\): out of memory$"):
+            source.result()
 
 
 def test_the_source_not_finished_in_time_is_an_oracle_error_and_is_ended():
