@@ -62,7 +62,8 @@ def child(argv):
     clocked(launch, "_print_verdict", "verdict")
     with open(os.devnull, "w") as null:
         sys.stdout = null
-        code = cli.main(argv)
+        sys.argv = [sys.argv[0], *argv]
+        code = cli.main()  # (as the process's entry point, as users run it)
         sys.stdout = sys.__stdout__
     seconds["in process"] = time.perf_counter() - start
     print(json.dumps({"code": code, "seconds": seconds}), flush=True)

@@ -41,39 +41,37 @@ def failure(code, stderr):
 
 
 class Child:
-    """Python ``code``, given ``args`` (its ``sys.argv[1:]``), in a process of its own started when this is made, so
-    that other work goes on meanwhile. It dies with this process, even by SIGKILL (``failures.die_with``), and once
+    """Python ``code``, given ``args`` (its ``sys.argv[1:]``) and the file descriptors ``pass_fds``, in a process of
+    its own started when this is made, so that other work goes on meanwhile. It dies with this process, even by SIGKILL (``failures.die_with``), and once
     ``code`` is done it leaves at once, its output flushed: the interpreter's teardown once TensorFlow is loaded
     takes most of a second. A failure is one line on its stderr and the package's exit code for it (3: the
     machine). Its output goes to temporary files (nothing it writes can fill a pipe that nobody reads yet).
     ``wait(timeout)`` returns ``(exit code, stdout, stderr)``, or None if it has not finished by then. Leaving the
     context ends it if it still runs."""
 
-    _RUN = """\
+    _FIRST = """\
 import ctypes, os, sys
-from echo_rnn_tf1.failures import describe, die_with
+from echo_rnn_tf1.failures import die_with, report
 die_with({parent})
-code = sys.argv.pop(1)
-try:
-    exec(compile(code, "<child>", "exec"), {{"__name__": "__main__"}})
-    exit_code = 0
-except SystemExit as e:
-    exit_code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
-except BaseException as e:
-    exit_code, line = describe(e)
-    print("echo_rnn_tf1: error:", line, file=sys.stderr)
-sys.stdout.flush()
-sys.stderr.flush()
-ctypes.CDLL(None).fflush(None)  # (C's buffers too: oneDNN prints through them)
-os._exit(exit_code)
-"""
 
-    def __init__(self, code, args=(), env=None):
+
+def _leave(exit_code):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctypes.CDLL(None).fflush(None)  # (C's buffers too: oneDNN prints through them)
+    os._exit(exit_code)
+
+
+sys.excepthook = lambda kind, error, traceback: _leave(report(error))
+"""
+    _LAST = "\n_leave(0)\n"
+
+    def __init__(self, code, args=(), env=None, pass_fds=()):
         self._stdout, self._stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
         try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-c", self._RUN.format(parent=os.getpid()), code, *map(str, args)], env=env,
-                stdout=self._stdout, stderr=self._stderr, text=True)
+            program = self._FIRST.format(parent=os.getpid()) + code + self._LAST
+            self._process = subprocess.Popen([sys.executable, "-c", program, *map(str, args)], env=env,
+                                             stdout=self._stdout, stderr=self._stderr, pass_fds=pass_fds, text=True)
         except BaseException:
             self.close()
             raise
@@ -109,12 +107,12 @@ class SourceRun:
     still runs."""
 
     def __init__(self, seed, num_epochs, env=None):
-        self._folder = tempfile.TemporaryDirectory()
-        self._out = os.path.join(self._folder.name, "losses.txt")
+        self._losses = tempfile.TemporaryFile("w+")  # (nameless: nothing is left behind, however this process ends)
+        fd = self._losses.fileno()
         try:
-            self._child = Child(_RUN_SOURCE, (seed, num_epochs, self._out), env)
+            self._child = Child(_RUN_SOURCE, (seed, num_epochs, f"/dev/fd/{fd}"), env, pass_fds=(fd,))
         except BaseException:
-            self._folder.cleanup()
+            self._losses.close()
             raise
 
     def result(self, timeout=600):
@@ -125,12 +123,12 @@ class SourceRun:
         if code != 0:
             failed = MachineError if code < 0 or code == EXIT_MACHINE else OracleError  # (a kill: the OOM killer's?)
             raise failed(f"the source's code {failure(code, stderr)}")
-        with open(self._out) as f:
-            return np.array(f.read().split(), dtype=np.float32), stdout
+        self._losses.seek(0)
+        return np.array(self._losses.read().split(), dtype=np.float32), stdout
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self._child.close()
-        self._folder.cleanup()
+        self._losses.close()

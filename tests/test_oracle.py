@@ -4,6 +4,7 @@ The oracle (echo_rnn_tf1/source_2017.py) is the 2017 notebook ported only as far
 process of its own with eager execution off, as a TF1 port would be. The package builds its graph in a private
 tf.Graph() with eager execution on. Every loss must be equal: no tolerance.
 """
+import os
 import signal
 import subprocess
 import sys
@@ -86,13 +87,15 @@ def test_the_source_not_finished_in_time_is_an_oracle_error_and_is_ended():
     assert process.poll() is not None  # ended on leaving, not left to train
 
 
-def test_the_sources_process_dies_with_the_one_that_started_it():
-    # A SIGKILL of doctor leaves no source's run going on (1000 epochs: minutes, if it did). (Its oneDNN probe, a
-    # few seconds' work, dies with it the same way: failures.die_with.)
+def test_the_sources_process_dies_with_the_one_that_started_it(tmp_path):
+    # A SIGKILL of doctor leaves no source's run going on (1000 epochs: minutes, if it did), and no file. (Its
+    # oneDNN probe, a few seconds' work, dies with it the same way: failures.die_with.)
     code = ("import os, signal\nfrom echo_rnn_tf1.oracle import SourceRun\n"
             "print(SourceRun(0, 1000)._child._process.pid, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, TMPDIR=str(tmp_path)))
     assert result.returncode == -signal.SIGKILL
+    assert not list(tmp_path.iterdir())
     deadline = time.monotonic() + 30
     for pid in map(int, result.stdout.split()):
         while alive(pid):
