@@ -77,6 +77,8 @@ def describe(error):
         if failure:
             return EXIT_MACHINE, f"{failure}: {where}{what}"
         return EXIT_USAGE, f"{where}{what}"
+    if isinstance(error, ImportError) and "failed to map segment" in str(error):  # the loader's ENOMEM (ulimit -v)
+        return EXIT_MACHINE, f"out of memory (loading {_one_line(error)})"
     tensorflow_failure = _tensorflow_machine_failure(error)
     if tensorflow_failure:
         return EXIT_MACHINE, tensorflow_failure

@@ -30,6 +30,8 @@ def _raising(error):
      "error: disk full: run/losses.csv: No space left on device"),
     (OSError(errno.EIO, "Input/output error"), 3, "error: I/O error: Input/output error"),
     (MachineError("--state-size 100000: the run needs at least 373 GiB"), 3, "error: --state-size 100000"),
+    (ImportError("libtensorflow_cc.so.2: failed to map segment from shared object"), 3,  # (measured: ulimit -v 1000000)
+     "error: out of memory (loading libtensorflow_cc.so.2: failed to map segment from shared object)"),
     (PermissionError(errno.EACCES, "Permission denied", "notes/a.log"), 2, "error: notes/a.log: Permission denied"),
     (ZeroDivisionError("division by zero"), 4, "error: internal error (a bug in echo_rnn_tf1; "
                                                "ECHO_RNN_TF1_TRACEBACK=1 shows the traceback): ZeroDivisionError"),
