@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import one_error_line, run_cli, train_in_process
-from echo_rnn_tf1 import machine, oracle, portable
+from echo_rnn_tf1 import doctor, machine, oracle, portable, train
 from echo_rnn_tf1.compare import first_difference, identity_line
 from echo_rnn_tf1.doctor import OnednnProbe, ProbeError, check_shipped, onednn_says
 from echo_rnn_tf1.failures import MachineError
@@ -232,17 +232,22 @@ def test_doctor_checks_the_package_against_the_source(cli, source_epoch, monkeyp
     assert lines[-1] == "doctor: everything reproduces"
 
 
-@pytest.mark.slow
 def test_doctor_says_when_the_machine_failed_the_sources_run(cli, monkeypatch):
     # e.g. killed by the out-of-memory killer: not "does not reproduce" (exit 1) but the machine (exit 3)
     class Killed(contextlib.nullcontext):
-        def __init__(self, seed, num_epochs, env=None):
+        def __init__(self, *args, **kwargs):
             super().__init__(self)
 
         def result(self, timeout=600):
             raise MachineError("the source's code was killed by SIGKILL")
 
+    class Probe(Killed):
+        def result(self, timeout=120):
+            return "Intel AVX2"
+
     monkeypatch.setattr(oracle, "SourceRun", Killed)
+    monkeypatch.setattr(doctor, "OnednnProbe", Probe)
+    monkeypatch.setattr(train, "train", lambda config, seed, log: [0.5] * config.num_batches)  # (the package's epoch)
     result = cli("doctor")
     assert result.returncode == 3, result.stdout + result.stderr
     assert one_error_line(result.stderr) == "echo_rnn_tf1: error: the source's code was killed by SIGKILL"
