@@ -464,7 +464,7 @@ def main(argv=None):
     with failures.closed_pipe_safe_streams(), failures.stopping_signals(then_ignore=entry_point) as lost:
         try:
             code = command(argv[1:]) if command else train_command(argv)
-            if lost:  # raised where Python could not pass it on (a finalizer): the command went on to its end
+            if lost and code != lost[0].exit_code:  # a signal lost on its way: the command went on to its end
                 raise lost[0]
             return code
         except (Exception, KeyboardInterrupt, Interrupted) as e:

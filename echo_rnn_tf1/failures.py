@@ -249,26 +249,28 @@ def stopping_signals(then_ignore=False):
     """The STOP_SIGNALS raise ``Interrupted`` where the command is: it stops at once, in one line. Only the first
     does: a second Ctrl-C while the command cleans up cannot cut the cleaning short. ``then_ignore``: see _handlers.
 
-    Yields a list that holds the ``Interrupted`` if it was raised where Python cannot pass an exception on (a
-    finalizer, a weakref callback), instead of Python printing it as "Exception ignored": the caller acts on it.
+    Yields a list that holds the ``Interrupted`` once one is raised, or raised where Python cannot pass an exception
+    on (a finalizer, a weakref callback; instead of Python printing it as "Exception ignored"). A command that
+    returns without its exit code was not stopped by it: it was lost on its way (there, or in a library's ``except
+    BaseException``, as in TensorFlow's graph code), and the caller acts on it.
     """
-    raised, lost = [], []
+    raised = []
 
     def raise_interrupted(signum, frame):
         if not raised:
-            raised.append(signum)
-            raise Interrupted(signum)
+            raised.append(Interrupted(signum))
+            raise raised[0]
 
     def unraisable(hook_args):
         if isinstance(hook_args.exc_value, Interrupted):
-            lost.append(hook_args.exc_value)
+            raised[:] = raised or [hook_args.exc_value]
         else:
             previous(hook_args)
 
     previous, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         with _handlers(raise_interrupted, then_ignore):
-            yield lost
+            yield raised
     finally:
         sys.unraisablehook = previous
 

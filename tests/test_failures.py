@@ -141,3 +141,18 @@ def test_a_signal_while_tensorflow_loads_is_acted_on_once_it_has_loaded(monkeypa
     with pytest.raises(Interrupted, match="SIGTERM"), failures.stopping_signals():
         tfcompat.import_quiet_tensorflow()
     assert loaded, "the import went on to its end"
+
+
+def test_a_signal_caught_on_its_way_is_still_the_exit_code(monkeypatch, capsys):
+    # A library's ``except BaseException`` can catch the Interrupted a signal raised (TensorFlow's graph code did, in
+    # envelope --engine tf2); the command then goes on to its end, and its exit code must still say it was stopped.
+    def command(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException:
+            pass
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "compare", command)
+    assert cli.main(["compare", "x"]) == 143
+    assert one_error_line(capsys.readouterr().err) == "echo_rnn_tf1: SIGTERM received; stopped"
