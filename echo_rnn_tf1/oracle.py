@@ -121,8 +121,9 @@ class SourceRun:
             raise OracleError(f"the source's code did not finish in {timeout} s")
         code, stdout, stderr = finished
         if code != 0:
-            failed = MachineError if code < 0 or code == EXIT_MACHINE else OracleError  # (a kill: the OOM killer's?)
-            raise failed(f"the source's code {failure(code, stderr)}")
+            failed = MachineError if code < 0 or code == EXIT_MACHINE else OracleError
+            guess = " (out of memory?)" if code == -signal.SIGKILL else ""  # (what the kernel's OOM killer sends)
+            raise failed(f"the source's code {failure(code, stderr)}{guess}")
         self._losses.seek(0)
         return np.array(self._losses.read().split(), dtype=np.float32), stdout
 
