@@ -63,7 +63,7 @@ def test_a_failing_child_says_why_in_one_line_with_the_packages_exit_code(code, 
         assert child.wait(timeout=60) == (exit_code, "", says + "\n" * bool(says))
 
 
-def test_the_sources_run_killed_is_the_machine(monkeypatch):
+def test_the_sources_run_killed_is_the_machine():
     # as the kernel's out-of-memory killer would kill it
     with SourceRun(0, 1) as source:
         source._child._process.kill()
