@@ -42,12 +42,12 @@ def failure(code, stderr):
 
 class Child:
     """Python ``code``, given ``args`` (its ``sys.argv[1:]``) and the file descriptors ``pass_fds``, in a process of
-    its own started when this is made, so that other work goes on meanwhile. It dies with this process, even by SIGKILL (``failures.die_with``), and once
-    ``code`` is done it leaves at once, its output flushed: the interpreter's teardown once TensorFlow is loaded
-    takes most of a second. A failure is one line on its stderr and the package's exit code for it (3: the
-    machine). Its output goes to temporary files (nothing it writes can fill a pipe that nobody reads yet).
-    ``wait(timeout)`` returns ``(exit code, stdout, stderr)``, or None if it has not finished by then. Leaving the
-    context ends it if it still runs."""
+    its own started when this is made, so that other work goes on meanwhile. It dies with this process, even by
+    SIGKILL (``failures.die_with``), and once ``code`` is done it leaves at once, its output flushed: the
+    interpreter's teardown once TensorFlow is loaded takes most of a second. A failure is one line on its stderr
+    and the package's exit code for it (3: the machine). Its output goes to temporary files (nothing it writes can
+    fill a pipe that nobody reads yet). ``wait(timeout)`` returns ``(exit code, stdout, stderr)``, or None if it has
+    not finished by then. Leaving the context ends it if it still runs."""
 
     _FIRST = """\
 import ctypes, os, sys
