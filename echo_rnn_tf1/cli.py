@@ -327,9 +327,8 @@ def _envelope_tf2(config, seeds, jobs, capped):
           flush=True)
     import_quiet_tensorflow()
     checked = sorted({seeds[0], seeds[-1]})
-    with failures.DeferredSignals().installed() as stop:  # (raised inside TensorFlow's graph code, a signal was lost
-        faithful = tf2_seeds.start_is_faithful(config, checked)  # there, or broke it)
-    stop.check()
+    with failures.held_signals():  # (raised inside TensorFlow's graph code, a signal was lost there, or broke it)
+        faithful = tf2_seeds.start_is_faithful(config, checked)
     if faithful:
         start, starting_points = tf2_seeds.drawn_start, f"drawn, checked against the faithful graph on seeds {checked}"
     else:

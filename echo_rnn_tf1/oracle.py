@@ -14,7 +14,8 @@ from .failures import EXIT_MACHINE, MachineError
 # (The package's import has set TF_USE_LEGACY_KERAS where tf-keras is installed, as the source's header does.)
 TENSORFLOW_FIRST = "from echo_rnn_tf1 import tfcompat\nwith tfcompat.collector_paused():\n    import tensorflow\n"
 # ``python -m echo_rnn_tf1.source_2017 SEED NUM_EPOCHS OUT``, the source's code untouched.
-_RUN_SOURCE = TENSORFLOW_FIRST + "import runpy\nrunpy.run_module('echo_rnn_tf1.source_2017', run_name='__main__', alter_sys=True)"
+_RUN_SOURCE = (TENSORFLOW_FIRST +
+               "import runpy\nrunpy.run_module('echo_rnn_tf1.source_2017', run_name='__main__', alter_sys=True)")
 
 
 class OracleError(RuntimeError):
