@@ -28,8 +28,8 @@ class ConfigError(BadInput, ValueError):
 class Config:
     num_epochs: int = 5                    # passes over the same series (the source never regenerates it)
     total_series_length: int = 50000       # length of the random binary series
-    truncated_backprop_length: int = 10    # steps per window, fed from a zero state
-    state_size: int = 4                    # units in the BasicRNNCell
+    truncated_backprop_length: int = 10    # steps per window, each fed from a zero state (unless carry_state)
+    state_size: int = 4                    # units in the RNN cell (the source's: a BasicRNNCell)
     num_classes: int = 2                   # 0 and 1
     echo_step: int = 3                     # the target is the input this many steps earlier
     batch_size: int = 5                    # rows the series is cut into
@@ -127,8 +127,9 @@ def _refuse(name, value, rule):
 MEANING = {
     "num_epochs": "passes over the series (the source reuses one series) · 全部数据一共反复训练次数",
     "total_series_length": "length of the random binary series",
-    "truncated_backprop_length": "steps per window, each fed from a zero state · 输入X1,x2,...Xn 的长度",
-    "state_size": "units in the BasicRNNCell · 隐藏层大小",
+    "truncated_backprop_length": "steps per window, each fed from a zero state unless --carry-state · "
+                                 "输入X1,x2,...Xn 的长度",
+    "state_size": "units in the RNN cell · 隐藏层大小",
     "num_classes": "output classes; the echo has 0 and 1 · 输出的class，本程序只有0,1两种输出",
     "echo_step": "the target is the input this many steps earlier · 输出偏移位数",
     "batch_size": "rows the series is cut into, one window of each per step",
