@@ -219,11 +219,12 @@ def closed_pipe_safe_streams():
 @contextlib.contextmanager
 def _handlers(handler, then_ignore=False):
     """Install ``handler`` for the STOP_SIGNALS (in the main thread only), and restore the old ones after, or
-    with ``then_ignore`` ignore them from then on (a process on its way out, its exit code decided)."""
+    with ``then_ignore`` ignore them from then on (a process on its way out, its exit code decided). A signal the
+    process ignores already stays ignored, as its starter asked: ``nohup``'s SIGHUP, a background job's SIGINT."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:

@@ -146,6 +146,37 @@ def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, cli, monkeypatc
     assert (out / f"model.ckpt-{len(losses)}.index").exists()
 
 
+@pytest.fixture
+def sighup_ignored():
+    """SIGHUP ignored in this process, as ``nohup`` starts a command (for a run to outlive its terminal)."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+@pytest.mark.slow
+def test_a_signal_ignored_when_the_run_starts_stays_ignored(tmp_path, cli, monkeypatch, sighup_ignored):
+    signal_here(monkeypatch, "train", "after_step", signal.SIGHUP, when=lambda epoch_idx, batch_idx, *_: batch_idx == 5)
+    out = tmp_path / "run"
+    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    assert result.returncode == 0 and "SIGHUP" not in result.stderr, result.stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "finished" and info["steps_done"] == 10
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN  # and left ignored
+
+
+def test_only_the_ignored_signal_is_left_alone(sighup_ignored):
+    from echo_rnn_tf1.failures import Interrupted, stopping_signals
+
+    with pytest.raises(Interrupted, match="SIGINT"), stopping_signals():
+        signal.raise_signal(signal.SIGHUP)  # ignored: nothing happens
+        signal.raise_signal(signal.SIGINT)
+        raise AssertionError("SIGINT did not stop the block")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @pytest.mark.slow
 def test_killed_run_keeps_every_row_it_wrote(tmp_path):
     out = tmp_path / "run"
