@@ -359,11 +359,14 @@ def versions():
 
 
 def read_losses(path):
-    """Read ``losses.csv`` back as ``(epochs, batches, losses)`` arrays; losses are float32, bit for bit."""
+    """Read ``losses.csv`` back as ``(epochs, batches, losses)`` arrays; losses are float32, bit for bit. A row
+    without its line end is a cut file (a run writes whole rows, even when killed): ValueError, as for a bad row."""
     epochs, batches, losses = [], [], []
     with open_regular(path) as f:
         next(f, None)  # the header
-        for line in f:
+        for number, line in enumerate(f, start=2):
+            if not line.endswith(b"\n"):
+                raise ValueError(f"line {number} is cut short: no line end")
             epoch, batch, loss = line.decode().rstrip("\n").split(",")
             epochs.append(epoch)
             batches.append(batch)
