@@ -232,6 +232,22 @@ def _handlers(handler, then_ignore=False):
             signal.signal(s, signal.SIG_IGN if then_ignore else old)
 
 
+def stop_while_loading():
+    """For a process's first moments, while the command line's modules load (nothing is written yet, no process
+    started): a stop signal ends it at once, in its one line and exit code, where Python would print
+    KeyboardInterrupt's traceback (or be killed by SIGTERM without a word). The command's own handlers
+    (``stopping_signals``) take over once it starts."""
+    def stop(signum, frame):
+        with contextlib.suppress(Exception):  # (no stderr to say it on: the exit code says it)
+            report(Interrupted(signum))
+            sys.stderr.flush()
+        os._exit(128 + signum)
+
+    for s in STOP_SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:  # (as _handlers: one ignored at the start stays ignored)
+            signal.signal(s, stop)
+
+
 @contextlib.contextmanager
 def held_signals():
     """The STOP_SIGNALS held while the block runs, then passed to the handlers there were: for code that an exception

@@ -40,7 +40,7 @@ def run_cli(*args, cwd=None, env=None, **kwargs):
 def run_patched(patch, *args, timeout=600):
     """``python -m echo_rnn_tf1 ARGS`` with ``patch`` (Python source) run first: a fault injected where it cannot
     be made for real."""
-    code = f"{patch}\nfrom echo_rnn_tf1.cli import entry_point\nentry_point()\n"  # (what __main__ runs)
+    code = f"{patch}\nfrom echo_rnn_tf1.__main__ import run\nrun()\n"  # (what python -m runs)
     env = dict(os.environ, PYTHONPATH=ROOT)
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY_RUN, one_error_line, started
+from conftest import ROOT, TINY_RUN, one_error_line, run_patched, started
 from echo_rnn_tf1 import cli
 from echo_rnn_tf1.failures import TRACEBACK_VARIABLE, Interrupted, MachineError
 
@@ -123,6 +123,24 @@ def test_a_signal_while_evaluate_works_is_one_line(tiny_run, signum):
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signum
     assert one_error_line(stderr) == f"echo_rnn_tf1: {signal.Signals(signum).name} received; stopped"
+
+
+# A patch for run_patched: the signal arrives as the command line's modules load, before the command starts.
+SIGNAL_AS_IT_LOADS = """import importlib.abc, os, signal, sys
+class SignalOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "echo_rnn_tf1.runs":  # (cli's import, 0.1 s into the process)
+            os.kill(os.getpid(), signal.{name})
+sys.meta_path.insert(0, SignalOnImport())"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_command_line_loads_is_one_line(signum):
+    # There, Python printed KeyboardInterrupt's traceback (Ctrl-C in a process's first 0.1 s), or died of SIGTERM
+    # without a word.
+    result = run_patched(SIGNAL_AS_IT_LOADS.format(name=signum.name), "--help", timeout=60)
+    assert result.returncode == 128 + signum and result.stdout == ""
+    assert one_error_line(result.stderr) == f"echo_rnn_tf1: {signum.name} received; stopped"
 
 
 def test_a_signal_while_tensorflow_loads_is_acted_on_once_it_has_loaded(monkeypatch):
