@@ -60,10 +60,19 @@ def inference_model(config, restore, unroll=False):
         yield sess, model
 
 
+# Why a run has no checkpoint, by the status its run.json gives.
+_NO_CHECKPOINT = {"diverged": "a diverged run keeps none",
+                  "running": "the run is training, or was killed before it saved one",
+                  "failed": "the run failed before it saved one",
+                  "interrupted": "the run was stopped before it saved one"}
+
+
 def _checkpoint(tf, run_dir, info):
     """The run's checkpoint prefix, its files checked first: against the SHA-256 run.json recorded when they were
     saved, or (a run recorded before that) as regular files found through TensorFlow's ``checkpoint`` file."""
-    no_checkpoint = RunError(f"{run_dir}: no checkpoint (status {info.get('status')!r}; a diverged run keeps none)")
+    status = info.get("status")
+    why = _NO_CHECKPOINT.get(status, "none was saved")
+    no_checkpoint = RunError(f"{run_dir}: no checkpoint (status {status!r}: {why})")
     recorded = info.get("checkpoint")
     if "files" in info and not recorded:  # the record says which: none
         raise no_checkpoint

@@ -292,9 +292,13 @@ def _listed_files(path):
         parts = name.split("/") if isinstance(name, str) else []
         return 1 <= len(parts) <= 2 and all(p not in ("", ".", "..") and "\0" not in p for p in parts)
 
-    if not isinstance(files, list) or not all(plain(name) for name in files):
+    if not isinstance(files, list):
         raise RunError(f"{os.path.join(path, RUN_JSON)}: lists no files of the run (written by an older "
                        f"echo_rnn_tf1?), so --force cannot tell them from yours; remove them yourself")
+    odd = next((name for name in files if not plain(name)), None)
+    if odd is not None:
+        raise RunError(f"{os.path.join(path, RUN_JSON)}: lists {odd!r}, not a file of the run's folder (a run lists "
+                       f"names in it, or one folder down), so --force removes nothing; remove them yourself")
     for name in files:
         if "/" in name and name.split("/")[0] not in files:
             raise RunError(f"{os.path.join(path, RUN_JSON)}: lists {name} but not its folder")

@@ -2,6 +2,7 @@
 link, and refuses a folder holding no run.json; a run folder is locked while its run trains."""
 import json
 import os
+import re
 
 import pytest
 
@@ -76,15 +77,21 @@ def test_force_refuses_before_removing_anything_when_something_else_is_in_the_wa
     assert contents(folder) == before and contents(outside) == outside_before
 
 
-@pytest.mark.parametrize("files", [None, "train.log", ["../outside.txt"], ["/etc/passwd"], ["a/b/c"], ["tb/x"], [3]])
-def test_force_refuses_a_run_json_whose_file_list_is_not_one(tmp_path, files):
+@pytest.mark.parametrize("files, says", [
+    (None, "lists no files of the run"), ("train.log", "lists no files of the run"),
+    (["../outside.txt"], "lists '../outside.txt', not a file of the run's folder"),
+    (["/etc/passwd"], "lists '/etc/passwd', not a file of the run's folder"),
+    (["a/b/c"], "lists 'a/b/c', not a file of the run's folder"), ([3], "lists 3, not a file of the run's folder"),
+    (["tb/x"], "lists tb/x but not its folder"),
+])
+def test_force_refuses_a_run_json_whose_file_list_is_not_one(tmp_path, files, says):
     folder = tmp_path / "run"
     make_run(folder)
     info = {"status": "finished"} if files is None else {"status": "finished", "files": files}
     (folder / "run.json").write_text(json.dumps(info))
     (tmp_path / "outside.txt").write_text("precious")
     before = contents(folder)
-    with pytest.raises(RunError, match="run.json: lists"):
+    with pytest.raises(RunError, match=f"run.json: {re.escape(says)}"):
         RunWriter(folder, force=True)
     assert contents(folder) == before and (tmp_path / "outside.txt").read_text() == "precious"
 

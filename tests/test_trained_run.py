@@ -90,7 +90,7 @@ def test_a_diverged_run_has_no_checkpoint_to_evaluate(tmp_path, cli):
     out = tmp_path / "run"
     assert cli("--num-epochs", 1, "--total-series-length", 500, "--learning-rate", "1e38", "--out", out).returncode == 1
     result = cli("evaluate", out)
-    assert result.returncode == 2 and "no checkpoint" in result.stderr
+    assert result.returncode == 2 and "no checkpoint (status 'diverged': a diverged run keeps none)" in result.stderr
 
 
 @with_trained_run
