@@ -42,6 +42,13 @@ def seed_type(text):
     return seed
 
 
+def folder_type(text):
+    """argparse type for --out: a path, not an empty one (which would fall back to a new folder unasked)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (leave --out out for a new folder under runs/)")
+    return text
+
+
 VARIANT_HELP = {  # the flags of the variants (config.MEANING has the source's hyperparameters)
     "carry_state": "with --engine tf1: feed each window's final state as the next window's initial state, row by "
                    "row, from zeros at every epoch (the source starts every window from zeros)",
@@ -73,7 +80,7 @@ def train_parser():
                            help=f"{meaning} (default: {field.default})")
     p.add_argument("--seed", type=seed_type, help="seed random, numpy and TensorFlow as a header on the source would "
                                             "(default: draw one and record it in run.json)")
-    p.add_argument("--out", help="run folder (default: a new folder under runs/)")
+    p.add_argument("--out", type=folder_type, help="run folder (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite the files of a run already in --out")
     p.add_argument("--engine", choices=("tf1", "tf2"), default="tf1",
                    help="tf1 (the default): the source's graph, one session call per step; tf2: the same training in "
@@ -226,7 +233,7 @@ def envelope_parser():
                    help="tf1: processes at once, capped at what memory holds (about 640 MiB each); tf2: compiled "
                         "programs at once, one thread each (the seeds are split among at least this many); both "
                         "capped at one per usable core (default: the number of cores, %(default)s)")
-    p.add_argument("--out", help="a new or empty folder for envelope.csv, seeds.csv, losses.npy, "
+    p.add_argument("--out", type=folder_type, help="a new or empty folder for envelope.csv, seeds.csv, losses.npy, "
                                  "reference_percentiles.csv, envelope.png, envelope.json (default: a new one under runs/)")
     return p
 
@@ -238,7 +245,8 @@ def envelope_command(argv):
         if value < 1:
             raise ConfigError(f"{flag} {value}: must be a positive integer")
     if args.first_seed + args.seeds > SEED_LIMIT:
-        raise ConfigError(f"--first-seed {args.first_seed}: the last seed would pass 2**32 - 1, the largest numpy takes")
+        raise ConfigError(f"--first-seed {args.first_seed} --seeds {args.seeds}: the last seed would pass 2**32 - 1, "
+                          f"the largest numpy takes")
     from . import envelope
     from .limits import memory_available
 

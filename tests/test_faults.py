@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_RUN, run_cli, signal_here, started
+from conftest import ROOT, TINY_RUN, one_error_line, run_cli, signal_here, started
 from echo_rnn_tf1.config import Config, ConfigError
 from echo_rnn_tf1.runs import RunError, load_run, read_losses, write_json
 
@@ -85,6 +85,14 @@ def test_unwritable_out_is_refused_before_training(tmp_path, cli):
     result = cli(*TINY_RUN, "--out", blocker / "run")
     assert result.returncode == 2 and "cannot write there" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "New data" not in result.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["envelope"]])
+def test_an_empty_out_is_refused_not_replaced_by_a_new_folder(tmp_path, cli, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    result = cli(*command, "--out", "")
+    assert result.returncode == 2 and "argument --out: an empty path" in one_error_line(result.stderr)
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder made
 
 
 @pytest.mark.slow
@@ -243,7 +251,9 @@ def test_tf2_stops_at_the_end_of_the_epoch_a_signal_arrives_in(tmp_path, cli, mo
     (["--seed", "-1"], "argument --seed: invalid seed -1: must be from 0 to 2**32 - 1"),
     (["--seed", str(2**32)], "argument --seed: invalid seed 4294967296"),
     (["--seed", "x"], "argument --seed: invalid seed 'x': not a whole number"),
-    (["envelope", "--seeds", "2", "--first-seed", str(2**32 - 1)], "--first-seed 4294967295: the last seed would pass"),
+    (["envelope", "--seeds", "2", "--first-seed", str(2**32 - 1)],
+     "--first-seed 4294967295 --seeds 2: the last seed would pass"),
+    (["envelope", "--seeds", str(10**11)], f"--first-seed 0 --seeds {10**11}: the last seed would pass"),
     (["envelope", "--seeds", "0"], "--seeds 0: must be a positive integer"),
     (["evaluate", "somewhere", "--seed", "-3"], "argument --seed: invalid seed -3"),
 ])
