@@ -216,15 +216,20 @@ def closed_pipe_safe_streams():
             setattr(sys, name, stream)
 
 
+def _not_ignored():
+    """The STOP_SIGNALS this process does not ignore. One it ignores already stays ignored, as its starter asked:
+    ``nohup``'s SIGHUP, the SIGINT of a script's background job."""
+    return [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+
+
 @contextlib.contextmanager
 def _handlers(handler, then_ignore=False):
     """Install ``handler`` for the STOP_SIGNALS (in the main thread only), and restore the old ones after, or
-    with ``then_ignore`` ignore them from then on (a process on its way out, its exit code decided). A signal the
-    process ignores already stays ignored, as its starter asked: ``nohup``'s SIGHUP, a background job's SIGINT."""
+    with ``then_ignore`` ignore them from then on (a process on its way out, its exit code decided)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
+    previous = {s: signal.signal(s, handler) for s in _not_ignored()}
     try:
         yield
     finally:
@@ -243,9 +248,8 @@ def stop_while_loading():
             sys.stderr.flush()
         os._exit(128 + signum)
 
-    for s in STOP_SIGNALS:
-        if signal.getsignal(s) is not signal.SIG_IGN:  # (as _handlers: one ignored at the start stays ignored)
-            signal.signal(s, stop)
+    for s in _not_ignored():
+        signal.signal(s, stop)
 
 
 @contextlib.contextmanager
