@@ -66,6 +66,10 @@ def atomic_write(path, write):
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:  # (a failed write names no file; the one line it makes should: a full disk's)
+            e.filename = str(path)
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

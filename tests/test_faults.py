@@ -1,4 +1,5 @@
 """Bad input and faults: refuse clearly (one line, exit 2), stop safely, lose nothing."""
+import errno
 import itertools
 import json
 import os
@@ -12,7 +13,8 @@ import pytest
 
 from conftest import ROOT, TINY_RUN, one_error_line, run_cli, signal_here, started
 from echo_rnn_tf1.config import Config, ConfigError
-from echo_rnn_tf1.runs import RunError, load_run, read_losses, write_json
+from echo_rnn_tf1.failures import describe
+from echo_rnn_tf1.runs import RunError, atomic_write, load_run, read_losses, write_json
 
 
 @pytest.mark.parametrize("flag, value, rule", [
@@ -208,6 +210,17 @@ def test_atomic_json_keeps_the_old_file_when_writing_fails(tmp_path):
         write_json(path, {"final_loss": float("nan")})  # refused by strict JSON, halfway through the dump
     assert json.loads(path.read_text()) == {"status": "finished"}
     assert os.listdir(tmp_path) == ["run.json"]
+
+
+def test_a_failed_write_names_the_file(tmp_path):
+    # A disk that fills while a picture is encoded: the error of a write names no file, the one line must.
+    def write(tmp):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError) as raised:
+        atomic_write(tmp_path / "loss.png", write)
+    assert describe(raised.value) == (3, f"disk full: {tmp_path / 'loss.png'}: No space left on device")
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("make, message", [
