@@ -19,6 +19,14 @@ from echo_rnn_tf1.tfcompat import freeze_on_import  # noqa: E402
 
 freeze_on_import()  # (as the command line: a test process is the suite's own)
 
+# The tests send stop signals and expect them acted on. A suite started with them ignored (under nohup, as a script's
+# background job) passes that on to every process it starts, and a command keeps an ignored signal ignored, as it
+# should: so each test process starts from Python's usual handlers.
+for _signum, _usual in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL),
+                        (signal.SIGHUP, signal.SIG_DFL)):
+    if signal.getsignal(_signum) is signal.SIG_IGN:
+        signal.signal(_signum, _usual)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_RUN = ("--num-epochs", 1, "--total-series-length", 500)  # 10 steps
 
