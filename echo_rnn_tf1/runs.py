@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import stat
 
 import numpy as np
@@ -35,6 +36,17 @@ def _is_ours_by_name(name):
     """A name this package writes in a run folder."""
     return (name in (LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG, CHECKPOINT_STATE, TENSORBOARD, RESERVE)
             or name.startswith(CHECKPOINT_PREFIX + "-"))
+
+
+# What a process was writing when it was killed: atomic_write's ``<name>.tmp<pid>``, TensorFlow's
+# ``<checkpoint file>.tempstate<number>`` and ``checkpoint.tmp<hex>``.
+_TEMPORARY_NAME = re.compile(r"(.+)\.(?:tmp|tempstate)[0-9a-f]+")
+
+
+def _is_leftover(name):
+    """A file of the run's, left under its temporary name by a process killed while it wrote it."""
+    match = _TEMPORARY_NAME.fullmatch(name)
+    return match is not None and _is_ours_by_name(match.group(1))
 
 
 class RunError(BadInput):
@@ -185,15 +197,18 @@ class RunWriter:
             raise RunError(f"--out {self.path}: cannot read the folder ({e.strerror})") from None
 
     def _remove_old_run(self):
-        """Remove the files the folder's run.json lists as its run's, after checking that nothing else is in the way."""
+        """Remove the files the folder's run.json lists as its run's, and those a killed run left under a temporary
+        name, after checking that nothing else is in the way."""
         if not os.path.lexists(self.file(RUN_JSON)):
             if self._holds_files():
                 raise RunError(f"--out {self.path}: holds no {RUN_JSON}, so nothing in it is known to be a run's; "
                                f"--force replaces only the files of a run")
             return
         listed = _listed_files(self.path)
+        leftovers = [name for name in os.listdir(self.path)
+                     if _is_leftover(name) and stat.S_ISREG(os.lstat(self.file(name)).st_mode)]
         for name in os.listdir(self.path):
-            if _is_ours_by_name(name) and name not in listed:
+            if _is_ours_by_name(name) and name not in listed and name not in leftovers:
                 raise RunError(f"--out {self.path}: {name} is in the way and {RUN_JSON} does not list it as the "
                                f"run's; move it, or choose another folder")
         for name in listed:
@@ -209,7 +224,7 @@ class RunWriter:
                            if f"{name}/{n}" not in listed and not n.startswith(_EVENT_FILE)]
                 if foreign:
                     raise RunError(f"--out {self.path}: {name}/ holds {foreign[0]}, which the run did not make")
-        for name in sorted(listed, key=lambda n: (-n.count("/"), n == RUN_JSON)):  # inside first, run.json last
+        for name in [*leftovers, *sorted(listed, key=lambda n: (-n.count("/"), n == RUN_JSON))]:  # run.json last
             _remove(self._folder, name)
 
     def _reserve(self):

@@ -56,6 +56,24 @@ def test_force_removes_the_listed_files_only(tmp_path):
     assert not (folder / "run.json.reserve").exists()
 
 
+def test_force_removes_what_a_killed_run_was_writing(tmp_path):
+    # Killed while it wrote a file, a run leaves it under a temporary name: its own (loss.png.tmp<pid>), TensorFlow's
+    # (a checkpoint file's .tempstate<n>, checkpoint.tmp<hex>). --force refused the folder for them ("in the way").
+    folder = tmp_path / "run"
+    make_run(folder)
+    leftovers = ["loss.png.tmp4242", "run.json.tmp4242", "model.ckpt-10.data-00000-of-00001.tempstate7171717171",
+                 "checkpoint.tmp0123456789abcdef0123456789abcdef"]
+    for name in leftovers:
+        (folder / name).write_text("half")
+    (folder / "notes.txt.tmp1").write_text("mine")  # not a name the package writes
+    run = RunWriter(folder, force=True)
+    try:
+        assert [name for name in leftovers if (folder / name).exists()] == []
+        assert (folder / "notes.txt.tmp1").read_text() == "mine"
+    finally:
+        run.close()
+
+
 @pytest.mark.parametrize("make, says", [
     (lambda f, outside: (f / "tb").symlink_to(outside), "tb is a symbolic link"),
     (lambda f, outside: (f / "loss.png").symlink_to(outside / "precious.txt"), "loss.png is a symbolic link"),
