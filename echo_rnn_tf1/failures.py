@@ -243,10 +243,11 @@ def stop_while_loading():
     KeyboardInterrupt's traceback (or be killed by SIGTERM without a word). The command's own handlers
     (``stopping_signals``) take over once it starts."""
     def stop(signum, frame):
+        stopped = Interrupted(signum)
         with contextlib.suppress(Exception):  # (no stderr to say it on: the exit code says it)
-            report(Interrupted(signum))
+            report(stopped)
             sys.stderr.flush()
-        os._exit(128 + signum)
+        os._exit(stopped.exit_code)
 
     for s in _not_ignored():
         signal.signal(s, stop)

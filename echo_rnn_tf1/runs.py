@@ -204,10 +204,9 @@ class RunWriter:
                 raise RunError(f"--out {self.path}: holds no {RUN_JSON}, so nothing in it is known to be a run's; "
                                f"--force replaces only the files of a run")
             return
-        listed = _listed_files(self.path)
-        leftovers = [name for name in os.listdir(self.path)
-                     if _is_leftover(name) and stat.S_ISREG(os.lstat(self.file(name)).st_mode)]
-        for name in os.listdir(self.path):
+        listed, present = _listed_files(self.path), os.listdir(self.path)
+        leftovers = [name for name in present if _is_leftover(name) and stat.S_ISREG(os.lstat(self.file(name)).st_mode)]
+        for name in present:
             if _is_ours_by_name(name) and name not in listed and name not in leftovers:
                 raise RunError(f"--out {self.path}: {name} is in the way and {RUN_JSON} does not list it as the "
                                f"run's; move it, or choose another folder")
