@@ -20,6 +20,8 @@ def test_full_default_run_learns_the_echo_and_matches_2017(full_default_run, cli
     # 1.75e-4); seed 1 sticks on a plateau near 0.16 and seed 21 spikes late (docs/reproducing.md).
     out, result = full_default_run
     assert result.returncode == 0, result.stderr
+    # TensorFlow's start-up chatter (printed before it reads TF_CPP_MIN_LOG_LEVEL) is held back.
+    assert "absl::InitializeLog" not in result.stderr and "port.cc" not in result.stderr, result.stderr
     lines = result.stdout.splitlines()
     assert sum(line.startswith("New data, epoch ") for line in lines) == 5
     assert sum(line.startswith("Step ") for line in lines) == 50
