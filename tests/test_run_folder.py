@@ -1,5 +1,6 @@
 """Nothing of the user's is deleted: --force removes only the files a run.json lists as its run's, follows no
-link, and refuses a folder holding no run.json; a run folder is locked while its run trains."""
+link, and refuses a folder holding no run.json; a run folder is locked while its run trains, and a killed run's
+rows are whole."""
 import json
 import os
 import re
@@ -7,7 +8,7 @@ import re
 import pytest
 
 from conftest import TINY_RUN, grown, one_error_line, started, wait_until
-from echo_rnn_tf1.runs import RunError, RunWriter
+from echo_rnn_tf1.runs import RunError, RunWriter, read_losses
 
 
 def make_run(folder, files=("train.log", "losses.csv", "run.json", "loss.png", "checkpoint",
@@ -140,7 +141,7 @@ def test_a_run_lists_exactly_the_files_it_made(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_second_start_or_force_on_a_training_folder_is_refused(tmp_path, cli):
+def test_a_training_folder_refuses_a_second_start_and_killed_keeps_every_row(tmp_path, cli):
     out = tmp_path / "run"
     with started("--num-epochs", 1000, "--seed", 0, "--out", out) as first:  # (the lock is another process's)
         wait_until(grown(out / "losses.csv", 1000), first)
@@ -148,6 +149,17 @@ def test_a_second_start_or_force_on_a_training_folder_is_refused(tmp_path, cli):
             result = cli(*TINY_RUN, "--out", out, *force)
             assert result.returncode == 2 and "a run is training in this folder now" in one_error_line(result.stderr)
         assert first.poll() is None and json.loads((out / "run.json").read_text())["seed"] == 0
+
+        wait_until(lambda: (out / "losses.csv").read_text().count("\n") > 500, first)
+        first.kill()  # SIGKILL: no handler runs
+        first.communicate(timeout=60)
+    lines = (out / "losses.csv").read_text().splitlines()
+    epochs, batches, _ = read_losses(out / "losses.csv")
+    assert len(lines) - 1 == len(batches) >= 500                   # every line whole, none torn
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    result = cli("evaluate", out)  # no checkpoint, and why
+    assert result.returncode == 2
+    assert "no checkpoint (status 'running': the run is training, or was killed before it saved one)" in result.stderr
 
 
 @pytest.mark.slow
