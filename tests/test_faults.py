@@ -115,10 +115,9 @@ def test_divergence_stops_at_once_and_keeps_the_record(tmp_path, cli):
     assert (out / "loss.png").exists()
 
 
-def _start_long_run(out, *flags):
-    """A run far longer than any test waits for (flags given later win over the defaults here), in a process
-    group that is killed on the way out of the ``with``."""
-    return started("--num-epochs", "1000", "--seed", "0", "--out", out, *flags)
+# A run far longer than any test waits for, of short epochs (100 steps): a signal in its second epoch comes soon.
+LONG_RUN = ("--num-epochs", 1000, "--total-series-length", 5000, "--seed", 0)
+SIGNAL_AT = 150  # the step (of the second epoch) a signal comes after
 
 
 def _wait_for_rows(path, rows, timeout=120):
@@ -135,21 +134,22 @@ def _wait_for_rows(path, rows, timeout=120):
 def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, cli, monkeypatch, signum, exit_code):
     out = tmp_path / "run"
     if signum == signal.SIGINT:  # from outside, into a real process, whenever it comes
-        with _start_long_run(out) as process:
-            _wait_for_rows(out / "losses.csv", 1500)
+        with started(*LONG_RUN, "--out", out) as process:
+            _wait_for_rows(out / "losses.csv", SIGNAL_AT)
             process.send_signal(signum)
             stdout, stderr = process.communicate(timeout=120)
         returncode = process.returncode
-    else:  # the same handler, in this process, during step 1500 (each signal's exit code from a real process:
+    else:  # the same handler, in this process, during step SIGNAL_AT (each signal's exit code from a real process:
         # test_run_record's signal before training)
+        num_batches = Config(total_series_length=5000).num_batches
         signal_here(monkeypatch, "train", "after_step", signum, when=lambda epoch_idx, batch_idx, *_: (
-            epoch_idx * Config().num_batches + batch_idx == 1500))
-        returncode, stdout, stderr = cli("--num-epochs", 1000, "--seed", 0, "--out", out)
+            epoch_idx * num_batches + batch_idx == SIGNAL_AT))
+        returncode, stdout, stderr = cli(*LONG_RUN, "--out", out)
     assert returncode == exit_code, stderr
     assert "Traceback" not in stderr and f"{signal.Signals(signum).name} received" in stderr
     info = json.loads((out / "run.json").read_text())
     epochs, batches, losses = read_losses(out / "losses.csv")
-    assert info["status"] == "interrupted" and info["steps_done"] == len(losses) >= 1500
+    assert info["status"] == "interrupted" and info["steps_done"] == len(losses) >= SIGNAL_AT
     assert info["final_loss"] == float(losses[-1])
     assert (out / "train.log").read_text() == stdout[: len((out / "train.log").read_text())]
     assert (out / "train.log").read_text().count("Step ") == (batches % 100 == 0).sum()
