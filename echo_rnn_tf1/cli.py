@@ -128,8 +128,9 @@ def train_command(argv):
 
 def compare_parser():
     p = Parser(prog="python -m echo_rnn_tf1 compare",
-               description="Judge a run's loss log against the 2017 run's (or another reference log); a run of a "
-                           "variant (--carry-state, --cell, ...) is not comparable with 2017. Given two "
+               description="Judge a run's loss log against the 2017 run's (or another reference log); a run "
+                           "folder that changed the source's hyperparameters or chose a variant (--carry-state, "
+                           "--cell, ...) is not comparable with 2017, as its end said. Given two "
                            "run folders of the same seed and hyperparameters, also compare their losses.csv step by "
                            "step: bit-identical, or where they first differ, with both runs' machines. "
                            "Exit code 0: it reproduces the reference; 1: it does not; 2: a file could not be read.")
@@ -162,30 +163,30 @@ def compare_command(argv):
         reference_points = parse_log(read_reference(), "2017 log")
     run_points = _read_points(args.run, keep={(p.epoch, p.step) for p in reference_points})
     same_seed = _same_seed_lines(args.run, args.reference) if args.reference else []
-    variant = [] if args.reference else _variant(args.run)
+    changed = [] if args.reference else _changes_from_source(args.run)
     verdict = compare(run_points, reference_points)
     print(format_table(verdict, run_name="this run", reference_name="reference" if args.reference else "2017"))
     for reason in verdict.reasons[1:]:
         print(f"also: {reason}")
     for line in same_seed:
         print(line)
-    if variant:
-        print(f"not comparable with the 2017 run: this run changed the source's {', '.join(variant)} "
+    if changed:  # (the verdict its end printed, too)
+        print(f"not comparable with the 2017 run: this run changed the source's {', '.join(changed)} "
               f"(the table is for reading, not a verdict)")
         return EXIT_FAILED
     print(verdict.summary)
     return EXIT_OK if verdict.match else EXIT_FAILED
 
 
-def _variant(path):
-    """The variants a run folder's run.json chose (``Config.variant``); [] for a log file, or a run.json that
-    cannot be read (the log is judged as it stands)."""
+def _changes_from_source(path):
+    """What a run folder's run.json changed from the source (``Config.changes_from_source``: hyperparameters and
+    variants); [] for a log file, or a run.json that cannot be read (the log is judged as it stands)."""
     from .runs import load_run
 
     if not os.path.isfile(os.path.join(path, "run.json")):
         return []
     try:
-        return load_run(path)[1].variant()
+        return load_run(path)[1].changes_from_source()
     except RunError:
         return []
 

@@ -82,7 +82,7 @@ def compare(run_points, reference_points):
                            f"(the limit is {10 ** MAX_DECADES:.3g}x)")
 
     if reasons:
-        more = f" (and {len(reasons) - 1} more: see the table)" if len(reasons) > 1 else ""
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""  # (compare lists them)
         summary = "NO MATCH: " + reasons[0] + more
     else:
         widest = ""

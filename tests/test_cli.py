@@ -45,6 +45,11 @@ def test_short_run_writes_every_file(tmp_path, cli):
     assert folder_line.startswith(f"Run folder {out}: ") and "losses.csv" in folder_line
     assert verdict_line == ("Compared with the 2017 run: not comparable, this run changed the source's "
                             "num_epochs, total_series_length")
+    # compare on the folder: the same verdict (exit 1), the table for reading only
+    compared = cli("compare", out)
+    assert compared.returncode == 1 and compared.stdout.splitlines()[-1] == (
+        "not comparable with the 2017 run: this run changed the source's num_epochs, total_series_length (the table "
+        "is for reading, not a verdict)")
 
 
 @pytest.mark.slow

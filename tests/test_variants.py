@@ -296,8 +296,8 @@ def test_every_flag_at_once_from_the_command_line(tmp_path, cli):
     compared = cli("compare", out)
     assert compared.returncode == 1
     assert compared.stdout.splitlines()[-1].startswith(
-        "not comparable with the 2017 run: this run changed the source's carry_state, targets, new_data_each_epoch, "
-        "cell, num_layers, dropout")
+        "not comparable with the 2017 run: this run changed the source's num_epochs, total_series_length, "
+        "carry_state, targets, new_data_each_epoch, cell, num_layers, dropout")
 
 
 @pytest.mark.parametrize("flags", [["--cell", "gru"], ["--carry-state"], ["--dropout", "0.2"]])
