@@ -143,6 +143,8 @@ def _read_points(path, keep=None, limit=None):
     from .logs import read_log
     from .runs import LOG
 
+    if os.path.isdir(path) and not os.path.lexists(os.path.join(path, LOG)):
+        raise LogError(f"{path}: a folder without a {LOG}: give a run folder or a log file")
     return read_log(os.path.join(path, LOG) if os.path.isdir(path) else path, keep, limit)
 
 

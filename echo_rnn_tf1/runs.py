@@ -184,6 +184,8 @@ class RunWriter:
             self.files = []
             self.close()
             if isinstance(e, OSError) and not machine_failure(e):
+                if os.path.lexists(self.path) and not os.path.isdir(self.path):
+                    raise RunError(f"--out {self.path}: a file, not a folder") from None
                 raise RunError(f"--out {self.path}: cannot write there ({e.strerror})") from None
             raise
 
@@ -417,7 +419,7 @@ def load_run(path):
     """Read a run folder's ``run.json``; return ``(info, config)`` or raise RunError."""
     path = str(path)
     if not os.path.isdir(path):
-        raise RunError(f"{path}: no such run folder")
+        raise RunError(f"{path}: not a run folder (a file)" if os.path.lexists(path) else f"{path}: no such run folder")
     info_path = os.path.join(path, RUN_JSON)
     if not os.path.lexists(info_path):
         raise RunError(f"{path}: not a run folder (it has no {RUN_JSON})")

@@ -188,7 +188,7 @@ def test_cli_exit_codes(tmp_path, cli):
     (tmp_path / "bad.log").write_text("New data, epoch 0\nStep 0 Batch loss ?\n")
     for target, says in [(tmp_path / "nope.log", "cannot read"), (tmp_path / "empty.log", "no loss lines"),
                          (tmp_path / "bad.log", "bad.log, line 2: loss '?' is not a number"),
-                         (tmp_path, "cannot read")]:
+                         (tmp_path, f"{tmp_path}: a folder without a train.log: give a run folder or a log file")]:
         result = cli("compare", target)
         assert result.returncode == 2 and result.stdout == "", result.stderr
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -87,6 +87,15 @@ def test_unwritable_out_is_refused_before_training(tmp_path, cli):
     result = cli(*TINY_RUN, "--out", blocker / "run")
     assert result.returncode == 2 and "cannot write there" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "New data" not in result.stdout
+    # --out naming a file, and a file given where a run folder goes: said so, the file untouched
+    result = cli(*TINY_RUN, "--out", blocker)
+    assert result.returncode == 2
+    assert one_error_line(result.stderr) == f"echo_rnn_tf1: error: --out {blocker}: a file, not a folder"
+    for args in (["evaluate", blocker], ["predict", blocker, "0110"]):
+        result = cli(*args)
+        assert result.returncode == 2
+        assert one_error_line(result.stderr) == f"echo_rnn_tf1: error: {blocker}: not a run folder (a file)"
+    assert blocker.read_text() == ""
 
 
 @pytest.mark.parametrize("command", [[], ["envelope"]])
