@@ -28,6 +28,10 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a bad command line becomes one line and exit code 2 (through ``main``), not usage text."""
 
     def error(self, message):
+        if message.startswith("unrecognized arguments: "):  # the source's variable names, as flags: a hint
+            flags = [arg.split("=")[0].replace("_", "-") for arg in message.split()[2:] if arg.startswith("--")]
+            known = [flag for flag in flags if flag in self._option_string_actions]
+            message += f" (did you mean {' '.join(known)}?)" if known else ""
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -97,6 +101,9 @@ def train_parser():
 
 
 def train_command(argv):
+    if argv and not argv[0].startswith("-"):
+        raise UsageError(f"python -m echo_rnn_tf1: no command {argv[0]!r}; the commands are "
+                         f"{', '.join(sorted(COMMANDS))}, and without one the flags train a run (see --help)")
     args = train_parser().parse_args(argv)
     config = Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
     if args.unroll and args.engine != "tf1":

@@ -33,7 +33,12 @@ from echo_rnn_tf1.runs import RunError, atomic_write, load_run, read_losses, wri
     ("--learning-rate", "1e-46", "finite in float32 (from 1.401e-45"),  # 0 in float32
     ("--batch-size", "five", "invalid int value: 'five'"),
     ("--learning-rate", "fast", "invalid float value: 'fast'"),
-    ("--no-such-flag", 1, "unrecognized arguments"),
+    ("--no-such-flag", 1, "unrecognized arguments: --no-such-flag 1"),
+    # the source's variable names, as flags: the flags' spelling as a hint
+    ("--num_epochs", 1, "unrecognized arguments: --num_epochs 1 (did you mean --num-epochs?)"),
+    ("--learning_rate=0.1", 1, "unrecognized arguments: --learning_rate=0.1 1 (did you mean --learning-rate?)"),
+    ("comapre", 1, "no command 'comapre'; the commands are compare, doctor, envelope, evaluate, predict, and "
+                   "without one the flags train a run"),
 ])
 def test_bad_values_are_refused_in_one_line_before_anything_is_written(tmp_path, cli, flag, value, rule):
     out = tmp_path / "run"
