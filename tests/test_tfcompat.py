@@ -60,7 +60,7 @@ def test_without_tf_keras_the_cli_says_which_to_install_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif(tensorflow_minor() >= LEGACY_KERAS_FROM, reason="from TensorFlow 2.16 on this needs tf-keras")
+@pytest.mark.skipif(tensorflow_minor() >= LEGACY_KERAS_FROM, reason="TensorFlow 2.15 and older only (Keras 2 built in)")
 def test_keras_2_built_in_needs_neither_tf_keras_nor_the_variable():
     code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n" + HIDE_TF_KERAS +
             "import tensorflow\n"  # first, before the package could set anything
