@@ -219,7 +219,8 @@ def _same_seed_lines(path, other):
             raise RunError(f"{os.path.join(folder, LOSSES)}: unreadable ({e})") from None
 
     losses, other_losses = losses_of(path), losses_of(other)
-    differ = [key for key in ("engine", "rnn", "portable") if info.get(key) != other_info.get(key)]
+    differ = [key for key in ("engine", "rnn", "portable") if info.get(key) != other_info.get(key)
+              and not (key == "rnn" and info.get("engine") != other_info.get("engine"))]  # (tf2 records no rnn)
     also = f" (they differ in {', '.join(differ)})" if differ else ""
     return [f"same seed ({info.get('seed')}) and hyperparameters{also}: "
             f"{identity_line(losses, other_losses, config.num_batches)}",

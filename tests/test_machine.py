@@ -116,6 +116,12 @@ def test_compare_two_runs_of_one_seed(seed_runs, tmp_path, cli):
     machine_line = machine.machine_line(json.loads((first / "run.json").read_text())["machine"])
     assert f"  this run:  {machine_line}" in lines and f"  reference: {machine_line}" in lines
 
+    # Recorded as a tf2 run (which records no tf1 "rnn"): the engine is the one difference said.
+    record = json.loads((again / "run.json").read_text())
+    (again / "run.json").write_text(json.dumps({**{k: v for k, v in record.items() if k != "rnn"}, "engine": "tf2"}))
+    assert "same seed (4) and hyperparameters (they differ in engine): " in cli("compare", first, again).stdout
+    (again / "run.json").write_text(json.dumps(record))
+
     # One loss changed by hand: where it differs is said, and the exit code stays the verdict on the logs.
     csv = (again / "losses.csv").read_text().splitlines()
     epoch, batch, loss = csv[14].split(",")
