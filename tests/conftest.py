@@ -217,6 +217,11 @@ def grown(path, size):
     return lambda: path.exists() and path.stat().st_size >= size
 
 
+def rows(path, count):
+    """A condition: the CSV file ``path`` exists and holds more than ``count`` lines (its header and ``count`` rows)."""
+    return lambda: path.exists() and path.read_text().count("\n") > count
+
+
 def alive(pid):
     """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     try:

@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_RUN, one_error_line, run_cli, signal_here, started
+from conftest import ROOT, TINY_RUN, one_error_line, rows, run_cli, signal_here, started, wait_until
 from echo_rnn_tf1.config import Config, ConfigError
 from echo_rnn_tf1.failures import describe
 from echo_rnn_tf1.runs import RunError, atomic_write, load_run, read_losses, write_json
@@ -130,17 +129,9 @@ def test_divergence_stops_at_once_and_keeps_the_record(tmp_path, cli):
 
 
 # A run far longer than any test waits for, of short epochs (100 steps): a signal in its second epoch comes soon.
-LONG_RUN = ("--num-epochs", 1000, "--total-series-length", 5000, "--seed", 0)
+LONG_SERIES = 5000
+LONG_RUN = ("--num-epochs", 1000, "--total-series-length", LONG_SERIES, "--seed", 0)
 SIGNAL_AT = 150  # the step (of the second epoch) a signal comes after
-
-
-def _wait_for_rows(path, rows, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().count("\n") > rows:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{path} did not reach {rows} rows")
 
 
 @pytest.mark.slow
@@ -149,13 +140,13 @@ def test_signal_stops_cleanly_with_a_consistent_record(tmp_path, cli, monkeypatc
     out = tmp_path / "run"
     if signum == signal.SIGINT:  # from outside, into a real process, whenever it comes
         with started(*LONG_RUN, "--out", out) as process:
-            _wait_for_rows(out / "losses.csv", SIGNAL_AT)
+            wait_until(rows(out / "losses.csv", SIGNAL_AT), process)
             process.send_signal(signum)
             stdout, stderr = process.communicate(timeout=120)
         returncode = process.returncode
     else:  # the same handler, in this process, during step SIGNAL_AT (each signal's exit code from a real process:
         # test_run_record's signal before training)
-        num_batches = Config(total_series_length=5000).num_batches
+        num_batches = Config(total_series_length=LONG_SERIES).num_batches
         signal_here(monkeypatch, "train", "after_step", signum, when=lambda epoch_idx, batch_idx, *_: (
             epoch_idx * num_batches + batch_idx == SIGNAL_AT))
         returncode, stdout, stderr = cli(*LONG_RUN, "--out", out)

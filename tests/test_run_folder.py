@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import TINY_RUN, grown, one_error_line, started, wait_until
+from conftest import TINY_RUN, grown, one_error_line, rows, started, wait_until
 from echo_rnn_tf1.runs import RunError, RunWriter, read_losses
 
 
@@ -150,7 +150,7 @@ def test_a_training_folder_refuses_a_second_start_and_killed_keeps_every_row(tmp
             assert result.returncode == 2 and "a run is training in this folder now" in one_error_line(result.stderr)
         assert first.poll() is None and json.loads((out / "run.json").read_text())["seed"] == 0
 
-        wait_until(lambda: (out / "losses.csv").read_text().count("\n") > 500, first)
+        wait_until(rows(out / "losses.csv", 500), first)
         first.kill()  # SIGKILL: no handler runs
         first.communicate(timeout=60)
     lines = (out / "losses.csv").read_text().splitlines()
