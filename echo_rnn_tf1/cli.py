@@ -150,9 +150,10 @@ def _read_points(path, keep=None, limit=None):
     from .logs import read_log
     from .runs import LOG
 
-    if os.path.isdir(path) and not os.path.lexists(os.path.join(path, LOG)):
+    log = os.path.join(path, LOG) if os.path.isdir(path) else path
+    if log != path and not os.path.lexists(log):
         raise LogError(f"{path}: a folder without a {LOG}: give a run folder or a log file")
-    return read_log(os.path.join(path, LOG) if os.path.isdir(path) else path, keep, limit)
+    return read_log(log, keep, limit)
 
 
 def compare_command(argv):
