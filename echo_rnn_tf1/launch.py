@@ -30,7 +30,7 @@ def train_run(run, config, seed, engine="tf1", unroll=False, tensorboard=False, 
     """Train into ``run`` (a ``RunWriter``); return the exit code: 0 finished, 1 diverged, 128 + signal number.
 
     ``portable``: the oneDNN settings of ``machine.PORTABLE_ENV`` are in force (the caller applied them before
-    TensorFlow loaded); recorded in run.json with the machine. ``stop``: the ``DeferredSignals`` installed around
+    TensorFlow loaded), and the update is ``model.exact_adagrad``; recorded in run.json with the machine. ``stop``: the ``DeferredSignals`` installed around
     the command (by default, installed here). A failure is written to run.json as ``"status": "failed"`` with its
     cause, then raised again.
     """
@@ -83,7 +83,7 @@ def _train_and_draw(run, config, seed, engine, unroll, tensorboard, portable, st
         stop.check()
         run.write_info(stage="training")
         if engine == "tf1":
-            outcome, timing = _train_tf1(tf, run, config, seed, unroll, on_step, stop, writer)
+            outcome, timing = _train_tf1(tf, run, config, seed, unroll, portable, on_step, stop, writer)
         else:
             outcome, timing = _train_tf2(run, config, seed, on_step, stop)
     except Interrupted as e:  # before training began
@@ -131,17 +131,17 @@ def _checked(on_step, stop):
     return on_step_checked
 
 
-def _train_tf1(tf, run, config, seed, unroll, on_step, stop, writer):
+def _train_tf1(tf, run, config, seed, unroll, portable, on_step, stop, writer):
     """The faithful graph, one session call per step; stops at the step a signal arrives in."""
     from .train import prepare, run_training, session
 
-    graph, model, inputs_value, targets_value = prepare(config, seed, unroll)
+    graph, model, inputs_value, targets_value = prepare(config, seed, unroll, portable)
     if writer is not None:
         writer.add_graph(graph)
     with graph.as_default():
         saver = tf.compat.v1.train.Saver(save_relative_paths=True)  # the run folder can be moved
         variables = graph.get_collection("trainable_variables")
-    with session(graph) as sess:
+    with session(graph, portable) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         stop.check()
         start = time.perf_counter()

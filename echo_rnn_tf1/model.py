@@ -12,6 +12,7 @@ import collections
 
 import numpy as np
 
+from .config import ADAGRAD_INITIAL_ACCUMULATOR
 from .tfcompat import import_tensorflow
 
 EchoRNN = collections.namedtuple("EchoRNN", [
@@ -48,7 +49,7 @@ def make_cell(config, training=True):
     return layer() if config.num_layers == 1 else rnn_cell.MultiRNNCell([layer() for _ in range(config.num_layers)])
 
 
-def build_model(config, cell=None, unroll=False, inference=False):
+def build_model(config, cell=None, unroll=False, inference=False, portable=False):
     """Create the graph in the current default graph and return its tensors as an ``EchoRNN``.
 
     ``cell``: the recurrent cell (default: ``make_cell(config)``, the source's ``BasicRNNCell`` unless
@@ -57,6 +58,8 @@ def build_model(config, cell=None, unroll=False, inference=False):
     ``dynamic_rnn`` (a while loop): the same math, faster per step for short windows.
     ``inference``: any number of windows (batch dimension None), ``W2`` starting at zeros instead of drawing
     from numpy, no dropout and no optimizer: for restoring trained variables, which keep the same names.
+    ``portable``: ``exact_adagrad`` instead of the source's ``AdagradOptimizer`` (run it in ``train.session(graph,
+    portable=True)``, whose Grappler leaves its division alone).
     """
     tf = import_tensorflow()
     v1 = tf.compat.v1
@@ -98,9 +101,42 @@ def build_model(config, cell=None, unroll=False, inference=False):
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=batchY_placeholder, logits=logits)  # [batch_size, truncated_backprop_length]
 
     total_loss = tf.reduce_mean(losses)  # []
-    train_step = None if inference else v1.train.AdagradOptimizer(config.learning_rate).minimize(total_loss)
+    if inference:
+        train_step = None
+    elif portable:
+        train_step = exact_adagrad(total_loss, config.learning_rate)
+    else:
+        train_step = v1.train.AdagradOptimizer(config.learning_rate).minimize(total_loss)
 
     predictions = tf.nn.softmax(logits)  # [batch_size, truncated_backprop_length, num_classes]; not in the source
 
     return EchoRNN(batchX_placeholder, batchY_placeholder, init_state, rnn_outputs, final_state,
                    W2, b2, logits, losses, total_loss, train_step, predictions)
+
+
+def exact_adagrad(total_loss, learning_rate):
+    """TF1's Adagrad, from operations that round exactly on every CPU: for each trained variable ``var``, with its
+    gradient ``grad`` and an accumulator that starts at 0.1,
+
+        accum <- accum + grad * grad ;   var <- var - (learning_rate * grad) / sqrt(accum)
+
+    The source's ``AdagradOptimizer`` computes ``var -= learning_rate * grad * rsqrt(accum)`` in one kernel
+    (``ApplyAdagrad``), whose ``rsqrt`` is the CPU's approximate instruction plus a Newton step: its low bits
+    differ between Intel and AMD. ``sqrt``, ``*``, ``+`` and ``/`` are correctly rounded everywhere. Grappler's
+    arithmetic optimizer would turn ``x / sqrt(y)`` back into ``x * rsqrt(y)``: ``train.session`` turns it off.
+    """
+    tf = import_tensorflow()
+    v1 = tf.compat.v1
+    variables = v1.trainable_variables()
+    updates = []
+    for var, grad in zip(variables, v1.gradients(total_loss, variables)):
+        accum = tf.Variable(tf.fill(var.shape, ADAGRAD_INITIAL_ACCUMULATOR), name=var.op.name + "/Adagrad")
+        updates.append(exact_adagrad_update(var, accum, grad, learning_rate))
+    return tf.group(*updates)
+
+
+def exact_adagrad_update(var, accum, grad, learning_rate):
+    """The op that applies one step of ``exact_adagrad`` to ``var`` and its ``accum`` (both variables)."""
+    v1 = import_tensorflow().compat.v1
+    new_accum = v1.assign(accum, accum + grad * grad)
+    return v1.assign(var, var - (learning_rate * grad) / import_tensorflow().sqrt(new_accum))

@@ -1,4 +1,5 @@
-"""The shipped bits: seeds 0-9, one default epoch each, trained under ``machine.PORTABLE_ENV``.
+"""The shipped bits: seeds 0-9, one default epoch each, trained as ``--portable`` trains: under
+``machine.PORTABLE_ENV``, with ``model.exact_adagrad``.
 
 ``portable_losses.csv`` (in the package) holds every step's loss of each seed, float32's shortest exact text, and
 ``portable.json`` their digests with the versions and the machine they were made on. ``doctor --portable``
@@ -23,11 +24,13 @@ def digest(losses):
     return hashlib.sha256(np.asarray(losses, dtype="<f4").tobytes()).hexdigest()
 
 
-def train_seeds(seeds=SEEDS, config=CONFIG):
-    """``{seed: losses}`` of the faithful graph, in this process (TensorFlow loads here, with the current settings)."""
+def train_seeds(seeds=SEEDS, config=CONFIG, portable=True):
+    """``{seed: losses}`` of the source's graph with ``--portable``'s update (``portable=False``: the source's
+    own), in this process (TensorFlow loads here, with the current settings)."""
     from .train import train
 
-    return {seed: np.asarray(train(config, seed, log=lambda line: None), dtype=np.float32) for seed in seeds}
+    return {seed: np.asarray(train(config, seed, log=lambda line: None, portable=portable), dtype=np.float32)
+            for seed in seeds}
 
 
 def write_csv_text(losses_by_seed):

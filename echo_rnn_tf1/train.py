@@ -25,7 +25,7 @@ def draw_seed():
     return secrets.randbelow(2**31)
 
 
-def prepare(config, seed, unroll=False):
+def prepare(config, seed, unroll=False, portable=False):
     """Seed, generate the data and build the graph, in the source's order.
 
     ``seed`` means exactly ``random.seed(seed); np.random.seed(seed); tf.compat.v1.set_random_seed(seed)`` at the
@@ -33,7 +33,8 @@ def prepare(config, seed, unroll=False):
     The graph is a fresh ``tf.Graph()`` rather than the process's default graph, so that eager TensorFlow 2
     code can run in the same process; the results are bit-identical to running with eager execution off.
 
-    ``unroll`` builds the graph over ``static_rnn`` instead of ``dynamic_rnn`` (see ``build_model``).
+    ``unroll`` builds the graph over ``static_rnn`` instead of ``dynamic_rnn``; ``portable`` trains with
+    ``exact_adagrad`` (see ``build_model``).
     Returns ``(graph, model, inputs_value, targets_value)``.
     """
     tf = import_tensorflow()
@@ -43,21 +44,28 @@ def prepare(config, seed, unroll=False):
     with graph.as_default():
         tf.compat.v1.set_random_seed(seed)
         inputs_value, targets_value = generate_data(config)
-        model = build_model(config, unroll=unroll)
+        model = build_model(config, unroll=unroll, portable=portable)
     return graph, model, inputs_value, targets_value
 
 
-def session(graph):
-    """A session for ``graph`` that runs every op in the calling thread, each kernel on one thread.
+def session(graph, portable=False):
+    """A session for ``graph`` that runs every op in the calling thread, each kernel on one thread; ``portable``:
+    without Grappler's arithmetic optimizer, which would rewrite ``exact_adagrad``'s ``x / sqrt(y)`` into
+    ``x * rsqrt(y)``, an approximation whose bits depend on the CPU.
 
     The same graph and kernels, so the same bits, as the source's ``tf.Session()``; for a graph this small,
     handing ops to other threads costs more than it saves (``benchmarks/loop_overhead.py``). TensorFlow sizes
     its thread pools when a process opens its first session; one opened later shares them.
     """
     tf = import_tensorflow()
-    return tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(
+    config = tf.compat.v1.ConfigProto(
         inter_op_parallelism_threads=-1,  # negative: run the ops in the caller's thread
-        intra_op_parallelism_threads=1))
+        intra_op_parallelism_threads=1)
+    if portable:
+        from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
+
+        config.graph_options.rewrite_options.arithmetic_optimization = RewriterConfig.OFF
+    return tf.compat.v1.Session(graph=graph, config=config)
 
 
 def run_windows(sess, model, inputs_value, targets_value, fetches, carry_state=False):
@@ -130,10 +138,10 @@ def after_step(epoch_idx, batch_idx, loss, log, on_step):
         raise Diverged(epoch_idx, batch_idx, loss)
 
 
-def train(config, seed, log=print, on_step=None, unroll=False):
+def train(config, seed, log=print, on_step=None, unroll=False, portable=False):
     """Seed, build and train in a session of its own, as the source does from top to bottom; return the losses."""
     tf = import_tensorflow()
-    graph, model, inputs_value, targets_value = prepare(config, seed, unroll)
-    with session(graph) as sess:
+    graph, model, inputs_value, targets_value = prepare(config, seed, unroll, portable)
+    with session(graph, portable) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         return run_training(sess, model, inputs_value, targets_value, config, log, on_step)
