@@ -25,7 +25,7 @@ from echo_rnn_tf1.config import Config  # noqa: E402
 from echo_rnn_tf1.envelope import band  # noqa: E402
 from echo_rnn_tf1.logs import parse_log, read_reference  # noqa: E402
 from echo_rnn_tf1.machine import describe, machine_line  # noqa: E402
-from echo_rnn_tf1.runs import versions  # noqa: E402
+from echo_rnn_tf1.machine import versions  # noqa: E402
 
 
 def run_envelope(out, seeds, first_seed, engine, jobs=None):

@@ -66,7 +66,7 @@ def source_loop(sess, model, inputs_value, targets_value, config):
 def child(variant, epochs):
     """Train one epoch, then time ``epochs`` more, in this process; print JSON: the first epoch's digest, seconds."""
     from echo_rnn_tf1.config import Config
-    from echo_rnn_tf1.runs import RunWriter
+    from echo_rnn_tf1.run import RunFolder
     from echo_rnn_tf1.tfcompat import import_quiet_tensorflow
     from echo_rnn_tf1.train import prepare, run_training, session
 
@@ -77,7 +77,7 @@ def child(variant, epochs):
     null = io.StringIO()
     with sess, tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(null):
         sess.run(tf.compat.v1.global_variables_initializer())
-        writer = RunWriter(os.path.join(tmp, "run"))
+        writer = RunFolder(os.path.join(tmp, "run"))
         if variant.startswith("source"):
             def epoch():
                 return source_loop(sess, model, inputs_value, targets_value, config)

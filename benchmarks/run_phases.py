@@ -31,7 +31,7 @@ def child(argv):
     """Run the command in this process with its phases timed; print the phases' seconds as JSON."""
     start = time.perf_counter()
     sys.path.insert(0, ROOT)
-    from echo_rnn_tf1 import cli, data, launch, tf2, tf2_seeds, tfcompat, train
+    from echo_rnn_tf1 import cli, run, tf2, tfcompat, train
 
     seconds = collections.defaultdict(float)
 
@@ -50,16 +50,16 @@ def child(argv):
 
     clocked(tfcompat, "import_quiet_tensorflow", "TensorFlow import")
     clocked(train, "generate_data", "data")  # (as prepare calls it)
-    clocked(tf2_seeds, "generate_data", "data")  # (as drawn_start calls it)
+    clocked(tf2, "generate_data", "data")  # (as drawn_start calls it)
     clocked(train, "prepare", "graph", minus=["data"])
-    clocked(tf2_seeds, "drawn_start", "graph", minus=["data"])  # tf2: the faithful graph's start, drawn
+    clocked(tf2, "drawn_start", "graph", minus=["data"])  # tf2: the faithful graph's start, drawn
     clocked(train, "session", "graph")
     clocked(tf2.Engine, "compile", "compile")
     clocked(train, "run_training", TRAINING)
     clocked(tf2, "run_epochs", TRAINING)
-    clocked(launch, "_save_checkpoint", "checkpoint")
-    clocked(launch, "_plot_run", "pictures")
-    clocked(launch, "_print_verdict", "verdict")
+    clocked(run, "_save_checkpoint", "checkpoint")
+    clocked(run, "_draw", "pictures")
+    clocked(run, "verdict", "verdict")
     with open(os.devnull, "w") as null:
         sys.stdout = null
         sys.argv = [sys.argv[0], *argv]

@@ -159,3 +159,23 @@ def identity_line(losses, other, num_batches):
         return f"bit-identical ({n} losses){shorter}"
     epoch, step = divmod(index, num_batches)
     return f"first differs at epoch {epoch} step {step}; largest relative difference {largest:.3g}{shorter}"
+
+
+def same_seed_lines(run, other):
+    """For two run records (``record.Run``) of the same seed and hyperparameters: their losses step by step, and
+    their machines; [] for others."""
+    import os
+
+    from .machine import machine_line
+    from .record import LOSSES, read_losses
+
+    if run.seed != other.seed or run.config != other.config:
+        return []
+    losses, other_losses = (read_losses(os.path.join(r.path, LOSSES))[2] for r in (run, other))
+    differ = [key for key in ("engine", "rnn", "portable") if getattr(run, key) != getattr(other, key)
+              and not (key == "rnn" and run.engine != other.engine)]  # (tf2 records no rnn)
+    also = f" (they differ in {', '.join(differ)})" if differ else ""
+    return [f"same seed ({run.seed}) and hyperparameters{also}: "
+            f"{identity_line(losses, other_losses, run.config.num_batches)}",
+            f"  this run:  {machine_line(run.machine)}",
+            f"  reference: {machine_line(other.machine)}"]

@@ -16,6 +16,11 @@ FLOAT32_TINY = 1.401298464324817e-45  # the smallest float32 above 0: a rate bel
 ADAGRAD_INITIAL_ACCUMULATOR = 0.1    # tf.compat.v1.train.AdagradOptimizer's default, which the source uses
 SEED_LIMIT = 2**32                   # numpy's legacy seeding, which the source uses, takes 0 <= seed < 2**32
 LOG_EVERY = 100                      # the source prints a loss line every 100 batches
+# Sizes no run on a computer of today can hold, refused up front (a run of the defaults: 50,000 bits, 26 parameters,
+# 200 activations a step); below them, a run that does not fit ends out of memory, and its folder says so.
+SERIES_LIMIT = 10**8       # bits of the series: numpy holds 24 bytes of each (draws, roll, targets): 2.4 GB
+PARAMETERS_LIMIT = 10**8   # trained weights: each with its accumulator, gradient and initial value, 1.6 GB
+ACTIVATIONS_LIMIT = 10**8  # a step's cell activations (batch x window x units x layers): 400 MB each copy
 VARIANTS = ("carry_state", "targets", "new_data_each_epoch", "cell", "num_layers", "dropout")
 CHOICES = {"targets": ("window", "series"), "cell": ("basic", "lstm", "gru")}  # the first of each is the source's
 
@@ -87,6 +92,23 @@ class Config:
         p = self.dropout
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not (math.isfinite(p) and 0 <= p < 1):
             _refuse("dropout", p, "must be a number from 0 (no dropout) to less than 1")
+        if self.total_series_length > SERIES_LIMIT:
+            _refuse("total_series_length", self.total_series_length, f"more than {SERIES_LIMIT:.0e} bits")
+        gates = {"basic": 1, "gru": 3, "lstm": 4}[self.cell]
+        state = self.state_size * (2 if self.cell == "lstm" else 1)
+        parameters = (self.num_layers * gates * (self.state_size + max(self.num_classes, self.state_size) + 1)
+                      * self.state_size + (self.state_size + 1) * self.num_classes)
+        if parameters > PARAMETERS_LIMIT:
+            raise ConfigError(f"--state-size {self.state_size} --num-classes {self.num_classes} --num-layers "
+                              f"{self.num_layers} --cell {self.cell}: {parameters:.3g} weights, more than "
+                              f"{PARAMETERS_LIMIT:.0e}")
+        activations = self.batch_size * self.truncated_backprop_length * max(
+            gates * state * self.num_layers, self.num_classes)
+        if activations > ACTIVATIONS_LIMIT:
+            raise ConfigError(f"--batch-size {self.batch_size} --truncated-backprop-length "
+                              f"{self.truncated_backprop_length}: {activations:.3g} activations a step (with "
+                              f"--state-size {self.state_size} --num-classes {self.num_classes}), more than "
+                              f"{ACTIVATIONS_LIMIT:.0e}")
         return self
 
     def changes_from_source(self) -> list:
@@ -138,3 +160,25 @@ MEANING = {
 
 # Small enough for a test to train in about a second: 2 epochs of 100 steps.
 TINY = Config(num_epochs=2, total_series_length=5000)
+
+
+def seed_type(text):
+    """argparse type for a seed: a whole number numpy can seed with."""
+    import argparse
+
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: not a whole number") from None
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"invalid seed {seed}: must be from 0 to 2**32 - 1, as numpy requires")
+    return seed
+
+
+def folder_type(text):
+    """argparse type for --out: a path, not an empty one (which would fall back to a new folder unasked)."""
+    import argparse
+
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (leave --out out for a new folder under runs/)")
+    return text

@@ -86,7 +86,7 @@ def doctor(portable=False, out=print):
 
 
 def _report(portable, out, source, probe):
-    from .runs import versions
+    from .machine import versions
     from .tfcompat import LegacyKerasError, import_quiet_tensorflow, installed_version
 
     found = versions()

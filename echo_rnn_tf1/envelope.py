@@ -4,25 +4,23 @@ Trains K seeds of the default configuration, one worker process per core, and ke
 (per-step min and max over the seeds) and the per-seed verdicts are the evidence behind ``compare``'s
 criterion. A signal or a failure kills the workers at once: none is left behind.
 """
-import collections
+import concurrent.futures
 import contextlib
 import math
 import multiprocessing
-import multiprocessing.connection
 import os
 import signal
+import sys
+import time
 
 import numpy as np
 
 from .compare import compare
-from .config import Config
-from .failures import MachineError, describe
+from .config import SEED_LIMIT, Config, ConfigError, folder_type, seed_type
+from .failures import EXIT_OK, MachineError, Parser
 from .logs import logged_points
 from .machine import usable_cores
-from .runs import atomic_write, write_csv, write_json
-
-WORKER_BYTES = 640 * 2**20  # a worker training a seed of the defaults: peak RSS measured at 635 MB
-KEPT_BYTES = 64 * 2**10  # per seed of the envelope: its 5000 losses (20 KiB) and the summary's float64 copy
+from .record import RunError, atomic_write, lock, write_csv, write_json
 
 
 def plural(count, noun):
@@ -35,111 +33,51 @@ def seeds_text(seeds):
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
 
 
-def capped_jobs(jobs, seeds, available_memory):
-    """``(jobs to run, why it is fewer than asked or None)``: at most one worker per usable core (TensorFlow keeps
-    a core busy; more workers only share it), per seed, and per WORKER_BYTES of available memory. Raise
-    MachineError if the seeds' losses, kept until the end, would not fit beside the workers."""
-    limits = [(usable_cores(), f"one process per core ({usable_cores()} usable)"), (seeds, f"one per seed ({seeds})")]
-    if available_memory is not None:
-        if available_memory < WORKER_BYTES:
-            raise MachineError(f"envelope: a worker needs about {WORKER_BYTES / 2**30:.2g} GiB of memory and "
-                               f"{available_memory / 2**30:.2g} GiB is available")
-        fit = (available_memory - seeds * KEPT_BYTES) // WORKER_BYTES  # the seeds' losses are kept to the end
-        if fit < 1:
-            raise MachineError(f"--seeds {seeds}: their losses need about {seeds * KEPT_BYTES / 2**30:.3g} GiB of "
-                               f"memory beside a worker's {WORKER_BYTES / 2**30:.2g} GiB, and "
-                               f"{available_memory / 2**30:.3g} GiB is available (about "
-                               f"{(available_memory - WORKER_BYTES) // KEPT_BYTES} seeds fit)")
-        limits.append((fit, f"each worker needs about {WORKER_BYTES // 2**20} MiB and "
-                            f"{available_memory / 2**30:.3g} GiB is available"))
-    limit, why = min(limits)
-    return (jobs, None) if jobs <= limit else (limit, why)
-
-
 def train_seed(seed):
     """One seed of the source's defaults, in a worker process; returns its losses as float32."""
     from .tfcompat import import_quiet_tensorflow
     from .train import train
 
     import_quiet_tensorflow()
-
     return np.asarray(train(Config(), seed, log=lambda line: None), dtype=np.float32)
 
 
-def _worker(connection):
-    """A worker process: train each seed it is sent and send back ``(seed, losses, None)``, or ``(seed, None,
-    (exit code, one line))`` if it fails; stop at None, or when the parent is gone."""
+def _worker_start():
+    """A worker leaves Ctrl-C and a closed terminal (sent to the whole process group) to the parent, which stops it."""
     from .tfcompat import freeze_on_import
 
     freeze_on_import()
-    for signum in (signal.SIGINT, signal.SIGHUP):  # Ctrl-C, a closed terminal: to the whole process group; the
-        signal.signal(signum, signal.SIG_IGN)       # parent decides
-    try:
-        while (seed := connection.recv()) is not None:
-            try:
-                connection.send((seed, train_seed(seed), None))
-            except Exception as e:
-                connection.send((seed, None, describe(e)))
-    except (EOFError, OSError):  # the parent is gone
-        pass
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def train_seeds(seeds, jobs, on_done=None):
     """Losses of every seed, ``[len(seeds), num_steps]``; ``on_done(seed, losses)`` as each finishes.
 
     ``jobs`` worker processes, each training one seed at a time. However this ends (done, a failure, a signal
-    raising in the parent), every worker is killed before it returns.
+    raising here), every worker is stopped before it returns.
     """
-    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-    waiting, results = collections.deque(seeds), {}
-    workers = {}  # connection -> [process, the seed it trains, or None]
+    pool = concurrent.futures.ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"),  # (TensorFlow does
+                                                  initializer=_worker_start)                 # not survive fork)
+    results = {}
     try:
-        for _ in range(min(jobs, len(seeds))):
-            parent_end, child_end = context.Pipe()
-            process = context.Process(target=_worker, args=(child_end,), daemon=True)
-            workers[parent_end] = [process, None]
-            process.start()
-            child_end.close()
-            _give_work(parent_end, workers, waiting)
-        while len(results) < len(seeds):
-            busy = {c: w for c, w in workers.items() if w[1] is not None}
-            ready = multiprocessing.connection.wait([*busy, *(w[0].sentinel for w in busy.values())])
-            for connection, (process, seed) in busy.items():
-                if connection in ready:
-                    try:
-                        seed, losses, error = connection.recv()
-                    except (EOFError, OSError):
-                        raise _died(process, seed) from None
-                    if error is not None:
-                        raise MachineError(f"seed {seed}: {error[1]}") if error[0] == 3 else RuntimeError(error[1])
-                    results[seed] = losses
-                    if on_done is not None:
-                        on_done(seed, losses)
-                    _give_work(connection, workers, waiting)
-                elif process.sentinel in ready:
-                    raise _died(process, seed)
+        futures = {pool.submit(train_seed, seed): seed for seed in seeds}
+        for future in concurrent.futures.as_completed(futures):
+            seed = futures[future]
+            try:
+                results[seed] = future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                raise MachineError(f"a worker training {seeds_text([seed])} died (killed; out of memory?)") from None
+            if on_done is not None:
+                on_done(seed, results[seed])
+    except BaseException:
+        # (concurrent.futures stops running workers itself only from Python 3.14 on: terminate_workers)
+        for process in list((pool._processes or {}).values()):
+            process.kill()  # a worker holds nothing that needs saving
+        raise
     finally:
-        for process, _ in workers.values():
-            if process.is_alive():
-                process.kill()  # SIGKILL: a worker holds nothing that needs saving
-        for connection, (process, _) in workers.items():
-            if process.pid is not None:  # (started)
-                process.join(timeout=10)
-            connection.close()
+        pool.shutdown(wait=True, cancel_futures=True)
     return np.stack([results[seed] for seed in seeds])
-
-
-def _give_work(connection, workers, waiting):
-    seed = waiting.popleft() if waiting else None
-    connection.send(seed)
-    workers[connection][1] = seed
-
-
-def _died(process, seed):
-    process.join(timeout=10)
-    how = (f"killed by {signal.Signals(-process.exitcode).name}" if process.exitcode and process.exitcode < 0
-           else f"exit code {process.exitcode}")
-    return MachineError(f"the worker training seed {seed} died ({how}; out of memory?)")
 
 
 def band(all_losses):
@@ -212,13 +150,6 @@ def seed_rows(seeds, all_losses, reference_points, config=Config()):
 FILES = ("envelope.csv", "seeds.csv", "losses.npy", "reference_percentiles.csv", "envelope.png", "envelope.json")
 
 
-def discard(out):
-    """Remove from ``out`` whatever ``save`` wrote (each file whole: they are written atomically)."""
-    for name in FILES:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(out, name))
-
-
 def _save_npy(path, array):
     with open(path, "wb") as f:  # (given a name, np.save would add .npy to it)
         np.save(f, array)  # [seeds, steps] float32, every step of every seed
@@ -257,3 +188,139 @@ def save(out, seeds, all_losses, reference_points, config=Config(), record=None)
             *percentile_lines(percentiles),
             f"Wrote {out}: envelope.csv, seeds.csv, losses.npy, reference_percentiles.csv, envelope.png"
             + (", envelope.json" if record is not None else "")]
+
+
+def envelope_parser():
+    p = Parser(prog="python -m echo_rnn_tf1 envelope",
+               description="Train K seeds of the source's default configuration, write the per-step min / median / "
+                           "max, each seed's verdict and where the 2017 run sits among the seeds, draw the band with "
+                           "the 2017 run.")
+    p.add_argument("--seeds", type=int, default=20, help="how many seeds (default: 20)")
+    p.add_argument("--first-seed", type=seed_type, default=0,
+                   help="seeds are FIRST_SEED, FIRST_SEED + 1, ... (default: 0)")
+    p.add_argument("--engine", choices=("tf1", "tf2"), default="tf1",
+                   help="tf1 (the default): each seed through the source's graph, one process per core; tf2: all "
+                        "seeds side by side in XLA-compiled programs of up to 1000 seeds, from the same starting "
+                        "points (docs/reproducing.md says how the two agree)")
+    p.add_argument("--jobs", type=int, default=usable_cores(),
+                   help="tf1: processes at once (about 640 MiB each); tf2: compiled programs at once, one thread "
+                        "each (the seeds are split among at least this many); both at most one per usable core "
+                        "(default: %(default)s)")
+    p.add_argument("--out", type=folder_type, help="a new or empty folder for envelope.csv, seeds.csv, losses.npy, "
+                                                   "reference_percentiles.csv, envelope.png, envelope.json (default: "
+                                                   "a new one under runs/)")
+    return p
+
+
+def envelope_command(argv):
+    """Train the seeds, then write the envelope into a folder that was new or empty, and locked meanwhile: another
+    command cannot take it, and if this one stops, only what it wrote goes."""
+    args = envelope_parser().parse_args(argv)
+    started = time.perf_counter()
+    for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
+        if value < 1:
+            raise ConfigError(f"{flag} {value}: must be a positive integer")
+    if args.first_seed + args.seeds > SEED_LIMIT:
+        raise ConfigError(f"--first-seed {args.first_seed} --seeds {args.seeds}: the last seed would pass 2**32 - 1, "
+                          f"the largest numpy takes")
+    jobs = min(args.jobs, args.seeds, usable_cores())
+    capped = f" (--jobs {args.jobs} capped at {jobs}: one per seed and per usable core)" if jobs < args.jobs else ""
+    out, created = _new_folder(args.out)
+    held = lock(out)
+    if not created and os.listdir(out):
+        os.close(held)
+        raise RunError(f"--out {out}: not empty; envelope writes only into a new or empty folder")
+    try:
+        return _envelope(args, jobs, capped, out, started)
+    except BaseException:
+        for name in FILES:  # what this envelope wrote, if it began: its folder was empty and is locked
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out, name))
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(out)
+        raise
+    finally:
+        os.close(held)
+
+
+def _new_folder(out):
+    """``(folder, whether this made it)``: ``out``, made if new; by default a new folder under runs/, its name
+    taken by this process alone (two envelopes started in the same second get two)."""
+    from .run import check_folder_path
+
+    if out is not None:
+        check_folder_path(out)
+        try:
+            os.makedirs(out)
+            return out, True
+        except FileExistsError:
+            if not os.path.isdir(out):
+                raise RunError(f"--out {out}: a file, not a folder") from None
+            return out, False
+        except OSError as e:
+            raise RunError(f"--out {out}: cannot write there ({e.strerror})") from None
+    base = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + "-envelope")
+    os.makedirs("runs", exist_ok=True)
+    for suffix in ["", *(f"-{n}" for n in range(2, 1000))]:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(base + suffix)
+            return base + suffix, True
+    raise RunError(f"{base}: a thousand envelopes started this second; give --out")
+
+
+def _envelope(args, jobs, capped, out, started):
+    from . import machine
+    from .logs import reference_points
+
+    config, seeds = Config(), list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.engine == "tf1":
+        print(f"Training {plural(len(seeds), 'seed')} of the source's defaults, {jobs} at a time{capped}", flush=True)
+        all_losses = train_seeds(seeds, jobs, on_done=lambda seed, losses: print(
+            f"seed {seed}: last epoch's mean loss {losses[-config.num_batches:].mean():.3g}", flush=True))
+        how = {"jobs": jobs}
+    else:
+        all_losses, how = _train_tf2(config, seeds, jobs, capped)
+    train_seconds = time.perf_counter() - started
+    record = {"engine": args.engine, "first_seed": seeds[0], "seeds": len(seeds), **how,
+              "config": config.to_dict(), "seconds": round(train_seconds, 2), "versions": machine.versions(),
+              "machine": machine.describe(sys.modules.get("tensorflow")),  # (with cuda_build where it is loaded)
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    for line in save(out, seeds, all_losses, reference_points(), config, record):
+        print(line)
+    if args.engine == "tf1":
+        print(f"Engine tf1: {plural(len(seeds), 'seed')}, {jobs} worker process{'es' * (jobs != 1)} at a time: "
+              f"{train_seconds:.1f} s of training")
+    else:
+        from .tf2_seeds import AGREEMENT
+
+        print(f"Engine tf2: {plural(len(seeds), 'seed')} in {plural(how['programs'], 'compiled program')} of "
+              f"{how['seeds_per_program']}, {jobs} at a time: {train_seconds:.1f} s of training, loading TensorFlow "
+              f"and compiling included")
+        print(AGREEMENT)
+    return EXIT_OK
+
+
+def _train_tf2(config, seeds, jobs, capped):
+    """Train ``seeds`` with the tf2 engine, printing as it goes; return their losses and how, for envelope.json."""
+    from . import tf2_seeds
+    from .tfcompat import import_quiet_tensorflow
+
+    parts, _ = tf2_seeds.chunks(seeds, jobs)
+    print(f"Training {plural(len(seeds), 'seed')} of the source's defaults with the tf2 engine: "
+          f"{plural(len(parts), 'compiled program')} of {plural(len(parts[0]), 'seed')}, {jobs} at a time{capped}",
+          flush=True)
+    import_quiet_tensorflow()
+    start, starting_points = tf2_seeds.pick_start(config, seeds)
+    if not starting_points.startswith("drawn"):
+        print("Starting points: this TensorFlow seeds the cell's kernel otherwise than 2.12 to 2.21 do; each seed's "
+              "are taken from its faithful graph (about 0.1 s a seed)", flush=True)
+
+    def done(chunk, losses):
+        last = losses[:, -config.num_batches:].mean(axis=1)
+        print(f"{seeds_text(chunk)}: last epoch's mean loss: median {np.median(last):.3g}, "
+              f"largest {last.max():.3g}", flush=True)
+
+    all_losses = tf2_seeds.train_seeds(config, seeds, jobs, start, on_chunk=done)
+    return all_losses, {"jobs": jobs, "programs": len(parts), "seeds_per_program": len(parts[0]),
+                        "starting_points": starting_points}

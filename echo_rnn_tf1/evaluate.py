@@ -11,7 +11,7 @@ import numpy as np
 from .data import echo_targets, generate_data, windows
 from .model import build_model, trained_variables
 from .plots import MOST_ROWS, MOST_WINDOWS
-from .runs import CHECKPOINT_STATE, RUN_JSON, RunError, file_digest, load_run, open_regular
+from .record import RunError, file_digest, read_run
 from .tfcompat import import_tensorflow
 from .train import run_windows, session
 
@@ -19,9 +19,9 @@ from .train import run_windows, session
 @contextlib.contextmanager
 def trained_model(run_dir):
     """Yield ``(sess, model, config)``: an inference graph for any number of windows, with the run's variables."""
-    info, config = load_run(run_dir)
+    run = read_run(run_dir)
+    checkpoint = _checkpoint(run)
     tf = import_tensorflow()
-    checkpoint = _checkpoint(tf, str(run_dir), info)
 
     def restore(sess, variables):
         _check_checkpoint(tf, checkpoint, {name: v.shape.as_list() for name, v in variables.items()})
@@ -30,8 +30,8 @@ def trained_model(run_dir):
         except (tf.errors.OpError, ValueError) as e:  # e.g. a .data file missing, emptied or cut short
             raise RunError(f"{checkpoint}: cannot restore the checkpoint ({_first_line(e)})") from None
 
-    with inference_model(config, restore, unroll=info.get("rnn") == "static_rnn") as (sess, model):
-        yield sess, model, config
+    with inference_model(run.config, restore, unroll=run.rnn == "static_rnn") as (sess, model):
+        yield sess, model, run.config
 
 
 @contextlib.contextmanager
@@ -62,47 +62,24 @@ def inference_model(config, restore, unroll=False):
 
 # Why a run has no checkpoint, by the status its run.json gives.
 _NO_CHECKPOINT = {"diverged": "a diverged run keeps none",
-                  "running": "the run is training, or was killed before it saved one",
+                  "running": "the run is training now",
                   "failed": "the run failed before it saved one",
                   "interrupted": "the run was stopped before it saved one"}
 
 
-def _checkpoint(tf, run_dir, info):
-    """The run's checkpoint prefix, its files checked first: against the SHA-256 run.json recorded when they were
-    saved, or (a run recorded before that) as regular files found through TensorFlow's ``checkpoint`` file."""
-    status = info.get("status")
-    why = _NO_CHECKPOINT.get(status, "none was saved")
-    no_checkpoint = RunError(f"{run_dir}: no checkpoint (status {status!r}: {why})")
-    recorded = info.get("checkpoint")
-    if "files" in info and not recorded:  # the record says which: none
-        raise no_checkpoint
-    if recorded is not None:
-        try:
-            prefix, digests = recorded["prefix"], dict(recorded["sha256"])
-            if os.path.basename(prefix) != prefix or not digests:
-                raise ValueError(prefix)
-        except (TypeError, KeyError, ValueError):
-            raise RunError(f"{os.path.join(run_dir, RUN_JSON)}: unreadable checkpoint record {recorded!r:.80}") from None
-        for name, digest in digests.items():
-            path = os.path.join(run_dir, os.path.basename(str(name)))
-            if not os.path.lexists(path):
-                raise RunError(f"{path}: missing; the run's checkpoint cannot be restored without it")
-            if file_digest(path) != digest:
-                raise RunError(f"{path}: damaged (its SHA-256 is not the one run.json recorded when it was saved)")
-        return os.path.join(run_dir, prefix)
-    state = os.path.join(run_dir, CHECKPOINT_STATE)
-    if os.path.lexists(state):
-        open_regular(state, "checkpoint file").close()  # TensorFlow would wait forever on a FIFO
-    try:
-        checkpoint = tf.train.latest_checkpoint(run_dir)
-    except (tf.errors.OpError, ValueError) as e:  # an empty or garbled checkpoint file
-        raise RunError(f"{state}: unreadable ({_first_line(e)})") from None
-    if checkpoint is None:
-        raise no_checkpoint
-    for name in os.listdir(run_dir):
-        if name.startswith(os.path.basename(checkpoint) + "."):
-            open_regular(os.path.join(run_dir, name), "checkpoint file").close()
-    return checkpoint
+def _checkpoint(run):
+    """The run's checkpoint prefix, its files checked first against the SHA-256 run.json recorded when they were
+    saved."""
+    if run.checkpoint is None:
+        why = "it died before it saved one" if run.died else _NO_CHECKPOINT.get(run.status, "none was saved")
+        raise RunError(f"{run.path}: no checkpoint (status {run.status}: {why})")
+    for name, digest in run.checkpoint["sha256"].items():
+        path = os.path.join(run.path, name)
+        if not os.path.lexists(path):
+            raise RunError(f"{path}: missing; the run's checkpoint cannot be restored without it")
+        if file_digest(path) != digest:
+            raise RunError(f"{path}: damaged (its SHA-256 is not the one run.json recorded when it was saved)")
+    return os.path.join(run.path, run.checkpoint["prefix"])
 
 
 def _first_line(error):
@@ -166,7 +143,7 @@ def report(losses, correct, config, seed):
     return {
         "seed": seed,
         "windows": int(correct.shape[0]),
-        "loss": float(losses.mean()),
+        "loss": float(losses.mean(dtype=np.float64)),  # (float32 sums of many losses overflow to inf)
         "accuracy": float(correct.mean()),
         "accuracy_by_position": [float(a) for a in correct.mean(axis=0)],
         "echo_step": config.echo_step,
@@ -245,11 +222,10 @@ def predict(run_dir, bits):
     Returns ``{"input", "target", "prediction"}`` as bit strings. Fed as the run was trained: each window from a
     zero state, or (``carry_state``) the bits as one series, window after window, carrying the state.
     """
-    _, config = load_run(run_dir)
-    inputs = bit_windows(bits, config)
-    targets = echo_targets(inputs.reshape(-1), config)
-    rows = (1, -1) if config.carry_state else inputs.shape  # one series, or every window a row of its own
+    inputs = bit_windows(bits, read_run(run_dir).config)
     with trained_model(run_dir) as (sess, model, config):
+        targets = echo_targets(inputs.reshape(-1), config)
+        rows = (1, -1) if config.carry_state else inputs.shape  # one series, or every window a row of its own
         fed = run_windows(sess, model, inputs.reshape(rows), targets.reshape(rows), model.predictions,
                           config.carry_state)
         predictions = np.concatenate([window for _, window in fed], axis=1)

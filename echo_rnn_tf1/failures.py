@@ -12,6 +12,7 @@ Exit codes, the same for every command:
 
 Nothing heavy is imported here.
 """
+import argparse
 import contextlib
 import errno
 import fcntl
@@ -35,15 +36,28 @@ class BadInput(Exception):
     """Base of the errors that mean bad input (exit code 2); the message names what and why, in one line."""
 
 
+class UsageError(BadInput):
+    """A command line that argparse could not parse."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line becomes one line and exit code 2 (through ``report``), not usage text."""
+
+    def error(self, message):
+        if message.startswith("unrecognized arguments: "):  # the source's variable names, as flags: a hint
+            flags = [arg.split("=")[0].replace("_", "-") for arg in message.split()[2:] if arg.startswith("--")]
+            known = [flag for flag in flags if flag in self._option_string_actions]
+            message += f" (did you mean {' '.join(known)}?)" if known else ""
+        raise UsageError(f"{self.prog}: {message}")
+
+
 class MachineError(Exception):
     """The machine cannot do what was asked (exit code 3), e.g. a run needs more memory than is available."""
 
 
-class Interrupted(BaseException):
-    """SIGINT, SIGTERM or SIGHUP arrived; the command stops and exits with 128 + the signal's number.
-
-    A BaseException, like KeyboardInterrupt: raised wherever the process is, it must not be swallowed by a
-    library's ``except Exception`` (TensorFlow's import has some), which would let the command run on."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived: raised where the command is, as Python raises KeyboardInterrupt for Ctrl-C;
+    the command stops and exits with 128 + the signal's number."""
 
     def __init__(self, signum):
         super().__init__(signal.Signals(signum).name)
@@ -62,16 +76,14 @@ def describe(error):
     """``(exit_code, one line)`` for any exception."""
     if isinstance(error, Interrupted):
         return error.exit_code, f"{error} received; stopped"
-    if isinstance(error, KeyboardInterrupt):
+    if isinstance(error, KeyboardInterrupt):  # (Ctrl-C before the command's own handlers are in place)
         return 128 + signal.SIGINT, "SIGINT received; stopped"
-    if isinstance(error, BadInput):
-        return EXIT_USAGE, _one_line(error)
-    if isinstance(error, MachineError):
-        return EXIT_MACHINE, _one_line(error)
+    if isinstance(error, (BadInput, MachineError)):  # our own words, one line by making: a path in them may hold a
+        return EXIT_USAGE if isinstance(error, BadInput) else EXIT_MACHINE, _escaped(error)  # line break, kept
     if isinstance(error, MemoryError):
         return EXIT_MACHINE, "out of memory" + (f" ({_one_line(error)})" if str(error) else "")
     if isinstance(error, OSError):
-        where = f"{error.filename}: " if error.filename is not None else ""
+        where = f"{_escaped(error.filename)}: " if error.filename is not None else ""
         what = error.strerror or _one_line(error)
         failure = machine_failure(error)
         if failure:
@@ -100,6 +112,10 @@ def _tensorflow_machine_failure(error):
     return None
 
 
+def _escaped(text):
+    return str(text).replace("\n", "\\n").replace("\r", "\\r")
+
+
 def _one_line(error):
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
@@ -116,23 +132,11 @@ def report(error):
     code, message = describe(error)
     if code == EXIT_BUG and os.environ.get(TRACEBACK_VARIABLE):
         traceback.print_exception(error)
-    if isinstance(error, (Interrupted, KeyboardInterrupt)):
+    if isinstance(error, KeyboardInterrupt):
         print(f"echo_rnn_tf1: {message}", file=sys.stderr)
     else:
         print(f"echo_rnn_tf1: error: {message}", file=sys.stderr)
     return code
-
-
-def die_with(parent):
-    """Be killed when process ``parent`` dies, even by SIGKILL (Linux: ``PR_SET_PDEATHSIG``); leave now if it died
-    already. For a child process, first thing: none outlives the command that started it."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        sys.exit(0)
 
 
 def open_standard_streams():
@@ -216,115 +220,27 @@ def closed_pipe_safe_streams():
             setattr(sys, name, stream)
 
 
-def _not_ignored():
-    """The STOP_SIGNALS this process does not ignore. One it ignores already stays ignored, as its starter asked:
-    ``nohup``'s SIGHUP, the SIGINT of a script's background job."""
-    return [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
-
-
 @contextlib.contextmanager
-def _handlers(handler, then_ignore=False):
-    """Install ``handler`` for the STOP_SIGNALS (in the main thread only), and restore the old ones after, or
-    with ``then_ignore`` ignore them from then on (a process on its way out, its exit code decided)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, handler) for s in _not_ignored()}
-    try:
-        yield
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, signal.SIG_IGN if then_ignore else old)
-
-
-def stop_while_loading():
-    """For a process's first moments, while the command line's modules load (nothing is written yet, no process
-    started): a stop signal ends it at once, in its one line and exit code, where Python would print
-    KeyboardInterrupt's traceback (or be killed by SIGTERM without a word). The command's own handlers
-    (``stopping_signals``) take over once it starts."""
-    def stop(signum, frame):
-        stopped = Interrupted(signum)
-        with contextlib.suppress(Exception):  # (no stderr to say it on: the exit code says it)
-            report(stopped)
-            sys.stderr.flush()
-        os._exit(stopped.exit_code)
-
-    for s in _not_ignored():
-        signal.signal(s, stop)
-
-
-@contextlib.contextmanager
-def held_signals():
-    """The STOP_SIGNALS held while the block runs, then passed to the handlers there were: for code that an exception
-    raised in its middle breaks (TensorFlow's import: "ImportError: initialization failed")."""
-    held = []
-    try:
-        with _handlers(lambda signum, frame: held.append(signum)):
-            yield
-    finally:
-        for signum in held:
-            signal.raise_signal(signum)
-
-
-@contextlib.contextmanager
-def stopping_signals(then_ignore=False):
-    """The STOP_SIGNALS raise ``Interrupted`` where the command is: it stops at once, in one line. Only the first
-    does: a second Ctrl-C while the command cleans up cannot cut the cleaning short. ``then_ignore``: see _handlers.
-
-    Yields a list that holds the ``Interrupted`` once one is raised, or raised where Python cannot pass an exception
-    on (a finalizer, a weakref callback; instead of Python printing it as "Exception ignored"). A command that
-    returns without its exit code was not stopped by it: it was lost on its way (there, or in a library's ``except
-    BaseException``, as in TensorFlow's graph code), and the caller acts on it.
-    """
+def stop_signals_raise():
+    """While the block runs, SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` where the command is, as Ctrl-C raises
+    KeyboardInterrupt: ``finally`` blocks and ``except KeyboardInterrupt`` clean up on the way out. Only the first
+    raises, so that a second Ctrl-C cannot cut that cleaning short. A signal the process was started with ignored
+    stays ignored (``nohup``'s SIGHUP, a background job's SIGINT). Yields a list that holds the ``Interrupted`` once
+    raised: a command that returns without its exit code lost it on its way (a library's ``except
+    BaseException``), and the caller acts on it."""
     raised = []
 
-    def raise_interrupted(signum, frame):
+    def handler(signum, frame):
         if not raised:
             raised.append(Interrupted(signum))
             raise raised[0]
 
-    def unraisable(hook_args):
-        if isinstance(hook_args.exc_value, Interrupted):
-            raised[:] = raised or [hook_args.exc_value]
-        else:
-            previous(hook_args)
-
-    previous, sys.unraisablehook = sys.unraisablehook, unraisable
+    if threading.current_thread() is not threading.main_thread():  # (signals reach the main thread only)
+        yield raised
+        return
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     try:
-        with _handlers(raise_interrupted, then_ignore):
-            yield raised
+        yield raised
     finally:
-        sys.unraisablehook = previous
-
-
-class DeferredSignals:
-    """The STOP_SIGNALS are noted, not raised; ``check()`` raises ``Interrupted`` for one not yet handled.
-
-    For training: the step, checkpoint or picture in progress finishes, so nothing is left half written.
-    """
-
-    def __init__(self):
-        self.received = []
-        self._handled = 0
-
-    def note(self, signum, frame):
-        self.received.append(signum)
-
-    def check(self):
-        if len(self.received) > self._handled:
-            signum = self.received[self._handled]
-            self._handled = len(self.received)
-            raise Interrupted(signum)
-
-    def pending(self):
-        """Whether a signal came that ``check()`` has not raised yet."""
-        return len(self.received) > self._handled
-
-    def handled(self):
-        """Count every signal so far as handled (the stage it asked to stop has ended anyway)."""
-        self._handled = len(self.received)
-
-    @contextlib.contextmanager
-    def installed(self):
-        with _handlers(self.note):
-            yield self
+        for s, old in previous.items():
+            signal.signal(s, old)

@@ -37,30 +37,43 @@ def read_reference():
     return resources.files(__package__).joinpath(REFERENCE_NAME).read_text()
 
 
+def reference_points():
+    """The 2017 run's 50 logged losses."""
+    return parse_log(read_reference(), "2017 log")
+
+
 def read_log(path, keep=None, limit=None):
     """Parse the log at ``path`` (a ``train.log`` or any text holding the source's lines), line by line.
 
     A regular file only; UTF-8, or UTF-16 or UTF-32 with a byte-order mark. ``keep`` and ``limit``: see ``parse_lines``.
     """
-    from .runs import RunError, open_regular
+    from .record import RunError, open_regular
 
     try:
         with open_regular(path, "file (a log must be a file)") as raw:
-            return parse_lines(_text_lines(raw, path), str(path), keep, limit)
+            text = _decoded(raw, path)
+            try:
+                return parse_lines(_text_lines(text), str(path), keep, limit)
+            finally:
+                text.detach()  # (the file is closed by its own ``with``, however parsing ended)
     except RunError as e:
         raise LogError(str(e)) from None
     except OSError as e:
         raise LogError(f"{path}: cannot read ({e.strerror})") from None
 
 
-def _text_lines(raw, path):
-    """The lines of a binary file as text (decoded by its byte-order mark, UTF-8 without one), each cut to LINE_LIMIT."""
+def _decoded(raw, path):
+    """A binary file as text, decoded by its byte-order mark (UTF-8 without one)."""
     head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
     encoding = next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
     if encoding == "utf-8" and b"\0" in raw.peek(4096)[:4096]:
         raise LogError(f"{path}: not a text log (it holds NUL bytes): a binary file, or UTF-16 or UTF-32 without "
                        f"a byte-order mark; save it as UTF-8")
-    text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline=None)
+    return io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline=None)
+
+
+def _text_lines(text):
+    """The lines of ``text``, each cut to LINE_LIMIT."""
     while True:
         line = text.readline(LINE_LIMIT)
         if not line:

@@ -127,6 +127,19 @@ def machine_line(machine):
             f"({settings}){cuda}")
 
 
+def versions():
+    """Versions of what a run depends on, for run.json."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for dist in ("tensorflow", "tf-keras", "numpy"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
 def is_portable(environ=os.environ):
     return all(environ.get(name) == value for name, value in PORTABLE_ENV.items())
 

@@ -3,7 +3,7 @@ notebook shows the returned ``Figure``, the CLI saves it."""
 import numpy as np
 
 from .data import zeroed_positions
-from .runs import atomic_write
+from .record import atomic_write
 
 MOST_POINTS = 100_000  # points of a loss curve drawn; past that each bucket's highest and lowest (a million take 3 s)
 MOST_EPOCH_LINES = 50  # epochs marked; more would fill the plot (and took 80 s for 100,000)

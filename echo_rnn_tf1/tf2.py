@@ -15,15 +15,17 @@ from the same place and differ only by float rounding.
 """
 import dataclasses
 import functools
+import math
+import random
 import time
 
 import numpy as np
 
 from .config import ADAGRAD_INITIAL_ACCUMULATOR, ConfigError
-from .data import windows
+from .data import generate_data, windows
 from .model import trained_variables
 from .tfcompat import import_tensorflow
-from .train import after_step, prepare, session
+from .train import Diverged, after_step, prepare, session
 
 
 def faithful_start(config, seed):
@@ -33,6 +35,34 @@ def faithful_start(config, seed):
     with session(graph) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         values = sess.run(trained_variables(graph))
+    return values, inputs_value, targets_value
+
+
+def kernel_seed(seed):
+    """The op seed of the cell's kernel initializer in the faithful graph of ``seed``: Keras draws it from
+    Python's ``random``, the first draw after the source's ``random.seed(seed)``."""
+    return random.Random(seed).randint(1, int(1e9))
+
+
+def glorot_limit(fan_in, fan_out):
+    """Keras's Glorot-uniform bound, computed as it does: ``sqrt(3 * scale / fan_avg)``, scale 1."""
+    return math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))
+
+
+def drawn_start(config, seed):
+    """``(initial weights by variable name, inputs_value, targets_value)`` for ``seed``, drawn as the faithful graph
+    draws them but without building it (``tf2.faithful_start`` builds it): the same values, bit for bit."""
+    tf = import_tensorflow()
+    rng = np.random.RandomState(seed)  # what np.random.seed(seed) then the source's draws give
+    inputs_value, targets_value = generate_data(config, rng)
+    W2 = rng.rand(config.state_size, config.num_classes)  # drawn after the data, as build_model does
+    shape = [config.num_classes + config.state_size, config.state_size]  # concat([x_t, h]) @ kernel
+    limit = glorot_limit(*shape)
+    kernel = tf.random.stateless_uniform(shape, seed=[kernel_seed(seed), 0], minval=-limit, maxval=limit)
+    values = {"rnn/basic_rnn_cell/kernel": kernel.numpy(),
+              "rnn/basic_rnn_cell/bias": np.zeros(config.state_size, np.float32),
+              "W2": W2.astype(np.float32),
+              "b2": np.zeros((1, config.num_classes), np.float32)}
     return values, inputs_value, targets_value
 
 
@@ -130,6 +160,7 @@ class Engine:
         self.params = tuple(tf.constant(value, tf.float32) for value in initial_values.values())
         self.accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in self.params)
         self._epoch = compiled_epoch(config, self.names)
+        self.epochs_trained = 0
 
     def compile(self, windowsX, windowsY):
         """Trace and XLA-compile the epoch by running it once and discarding the result; return the seconds taken
@@ -143,6 +174,7 @@ class Engine:
     def train_epoch(self, windowsX, windowsY):
         """One epoch, every step in order, in one call; return its losses as float32."""
         self.params, self.accumulators, losses = self._epoch(self.params, self.accumulators, windowsX, windowsY)
+        self.epochs_trained += 1
         return losses.numpy()
 
     def values(self):
@@ -160,11 +192,9 @@ def refuse_variant(config):
 def start(config, seed):
     """An ``Engine`` at the faithful graph's starting point for ``seed``, and the epoch's windows as tensors.
 
-    The starting point is drawn as the faithful graph draws it, without building that graph
-    (``tf2_seeds.drawn_start``: the same values bit for bit, 2.6 ms instead of 0.15 s). The engine writes out the
-    source's network and loop alone: a ``config`` that chose a variant is refused."""
-    from .tf2_seeds import drawn_start  # (which builds on this module)
-
+    The starting point is drawn as the faithful graph draws it, without building that graph (``drawn_start``: the
+    same values bit for bit, 2.6 ms instead of 0.15 s). The engine writes out the source's network and loop alone:
+    a ``config`` that chose a variant is refused."""
     refuse_variant(config)
     tf = import_tensorflow()
     values, inputs_value, targets_value = drawn_start(config, seed)
@@ -173,9 +203,9 @@ def start(config, seed):
     return Engine(config, values), windowsX, windowsY
 
 
-def run_epochs(engine, windowsX, windowsY, log=print, on_step=None, on_epoch=None):
+def run_epochs(engine, windowsX, windowsY, log=print, on_step=None):
     """Train ``num_epochs`` epochs, logging the source's lines and calling ``on_step`` for every step once its
-    epoch has run, as the faithful loop does; ``on_epoch(epoch_idx)`` may raise to stop between epochs."""
+    epoch has run, as the faithful loop does."""
     loss_list = []
     for epoch_idx in range(engine.config.num_epochs):
         losses = engine.train_epoch(windowsX, windowsY)
@@ -183,8 +213,6 @@ def run_epochs(engine, windowsX, windowsY, log=print, on_step=None, on_epoch=Non
         for batch_idx, loss in enumerate(losses):
             loss_list.append(loss)
             after_step(epoch_idx, batch_idx, loss, log, on_step)
-        if on_epoch is not None:
-            on_epoch(epoch_idx)
     return loss_list
 
 
@@ -195,13 +223,15 @@ def train(config, seed, log=print, on_step=None):
     return run_epochs(engine, windowsX, windowsY, log, on_step)
 
 
-def save_checkpoint(prefix, step, values):
-    """Save weights under the faithful graph's variable names, so ``evaluate`` and ``predict`` read a TF2 run too."""
-    tf = import_tensorflow()
-    graph = tf.Graph()
-    with graph.as_default():
-        variables = [tf.compat.v1.Variable(value, name=name) for name, value in values.items()]
-        saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)
-        with session(graph) as sess:
-            sess.run(tf.compat.v1.variables_initializer(variables))
-            saver.save(sess, prefix, global_step=step)
+def train_values(config, seed, log=print, on_step=None):
+    """Seed, compile and train as ``train`` does; return ``(trained values by variable name, steps trained, why
+    training stopped early or None)``: a ``Diverged``, or the ``KeyboardInterrupt`` of a stop signal. The weights
+    are those at the end of the epoch it came in (an epoch is one compiled call)."""
+    engine, windowsX, windowsY = start(config, seed)
+    engine.compile(windowsX, windowsY)
+    try:
+        run_epochs(engine, windowsX, windowsY, log, on_step)
+        stopped = None
+    except (Diverged, KeyboardInterrupt) as e:
+        stopped = e
+    return engine.values(), engine.epochs_trained * engine.config.num_batches, stopped

@@ -13,24 +13,16 @@ after the data; the biases are zeros. ``start_is_faithful`` checks this against 
 TensorFlow that seeded the cell otherwise would get the slow, sure path).
 """
 import math
-import random
 import threading
 
 import numpy as np
 
 from .config import ADAGRAD_INITIAL_ACCUMULATOR
-from .data import generate_data
-from .envelope import KEPT_BYTES
-from .failures import MachineError
-from .tf2 import adagrad, epoch_windows, faithful_start, steps_in_order
+from .tf2 import adagrad, drawn_start, epoch_windows, faithful_start, steps_in_order
 from .tfcompat import import_tensorflow
 
-MAX_CHUNK = 1000  # seeds in one compiled program: an epoch takes 1.4 ms a seed at 1000 (1.8 at 100); memory grows with it
-# Memory of envelope --engine tf2, from the peak RSS of whole commands: 831 MiB at 100 seeds (2 programs of 50),
-# 1057 MiB at 1000 (2 of 500), 1338 MiB at 4000 (4 of 1000, 2 at a time), TensorFlow 2.21:
-PROCESS_BYTES = 850 * 2**20   # TensorFlow, XLA and the compiled programs: 806 MiB once the seeds are taken out
-TRAINING_BYTES = 256 * 2**10  # per seed in a program being trained: 243 to 258 KiB (its windows, as numpy and as a
-                              # tensor, and XLA's working memory)
+MAX_CHUNK = 1000  # seeds in one compiled program: an epoch takes 1.4 ms a seed at 1000 (1.8 at 100); memory grows with
+                  # it (peak RSS of whole commands: 831 MiB at 100 seeds, 1057 MiB at 1000, 1338 MiB at 4000)
 
 
 # How this engine agrees with the faithful one: benchmarks/envelope_engines.py on seeds 0-39, TensorFlow 2.21, its
@@ -38,55 +30,6 @@ TRAINING_BYTES = 256 * 2**10  # per seed in a program being trained: 243 to 258 
 AGREEMENT = ("Against the faithful engine (seeds 0-39, docs/envelope_engines.txt): the same verdict for all 40 seeds; "
              "at the 2017 run's points, the band's 10th percentile within 4 % of the faithful one's, its median within "
              "2.3 %, its 90th percentile within 2.6x (one seed's one-step spike)")
-
-
-def capped_jobs(jobs, seeds, available_memory, usable_cores):
-    """``(jobs, why it is fewer than asked or None)`` for the tf2 engine: compiled programs run at once, one thread
-    each, at most one per usable core (XLA runs a program on one core) and one per seed. Raise MachineError if
-    ``seeds`` do not fit in ``available_memory`` (bytes, or None: unknown)."""
-    limits = [(usable_cores, f"one compiled program per core ({usable_cores} usable)"), (seeds, f"one per seed ({seeds})")]
-    limit, why = min(limits)
-    jobs, why = (jobs, None) if jobs <= limit else (limit, why)
-    if available_memory is not None and memory_needed(seeds, jobs) > available_memory:
-        fit = (available_memory - PROCESS_BYTES) // (TRAINING_BYTES + KEPT_BYTES)  # all of them training at once
-        if fit > jobs * MAX_CHUNK:
-            fit = (available_memory - PROCESS_BYTES - jobs * MAX_CHUNK * TRAINING_BYTES) // KEPT_BYTES
-        raise MachineError(f"--seeds {seeds}: the tf2 engine needs about {memory_needed(seeds, jobs) / 2**30:.3g} GiB "
-                           f"of memory and {available_memory / 2**30:.3g} GiB is available (about {max(0, fit)} seeds fit)")
-    return jobs, why
-
-
-def memory_needed(seeds, jobs):
-    """Bytes an envelope of ``seeds`` seeds needs with the tf2 engine, ``jobs`` programs at once."""
-    return PROCESS_BYTES + min(seeds, jobs * MAX_CHUNK) * TRAINING_BYTES + seeds * KEPT_BYTES
-
-
-def kernel_seed(seed):
-    """The op seed of the cell's kernel initializer in the faithful graph of ``seed``: Keras draws it from
-    Python's ``random``, the first draw after the source's ``random.seed(seed)``."""
-    return random.Random(seed).randint(1, int(1e9))
-
-
-def glorot_limit(fan_in, fan_out):
-    """Keras's Glorot-uniform bound, computed as it does: ``sqrt(3 * scale / fan_avg)``, scale 1."""
-    return math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))
-
-
-def drawn_start(config, seed):
-    """``(initial weights by variable name, inputs_value, targets_value)`` for ``seed``, drawn as the faithful graph
-    draws them but without building it (``tf2.faithful_start`` builds it): the same values, bit for bit."""
-    tf = import_tensorflow()
-    rng = np.random.RandomState(seed)  # what np.random.seed(seed) then the source's draws give
-    inputs_value, targets_value = generate_data(config, rng)
-    W2 = rng.rand(config.state_size, config.num_classes)  # drawn after the data, as build_model does
-    shape = [config.num_classes + config.state_size, config.state_size]  # concat([x_t, h]) @ kernel
-    limit = glorot_limit(*shape)
-    kernel = tf.random.stateless_uniform(shape, seed=[kernel_seed(seed), 0], minval=-limit, maxval=limit)
-    values = {"rnn/basic_rnn_cell/kernel": kernel.numpy(),
-              "rnn/basic_rnn_cell/bias": np.zeros(config.state_size, np.float32),
-              "W2": W2.astype(np.float32),
-              "b2": np.zeros((1, config.num_classes), np.float32)}
-    return values, inputs_value, targets_value
 
 
 def same_start(a, b):
@@ -101,6 +44,15 @@ def same_start(a, b):
 def start_is_faithful(config, seeds):
     """Whether ``drawn_start`` gives what the faithful graph gives, bit for bit, for each of ``seeds``."""
     return all(same_start(drawn_start(config, seed), faithful_start(config, seed)) for seed in seeds)
+
+
+def pick_start(config, seeds):
+    """``(start, in words)``: ``drawn_start`` where it gives the faithful graph's starting points, bit for bit, for
+    the first and the last of ``seeds``; otherwise the faithful graph's own, built per seed (about 0.1 s a seed)."""
+    checked = sorted({seeds[0], seeds[-1]})
+    if start_is_faithful(config, checked):
+        return drawn_start, f"drawn, checked against the faithful graph on seeds {checked}"
+    return locked(faithful_start), "the faithful graph's, built per seed"
 
 
 def locked(start):

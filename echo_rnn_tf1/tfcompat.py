@@ -15,7 +15,7 @@ import sys
 import tempfile
 import warnings
 
-from .failures import MachineError, held_signals
+from .failures import MachineError
 
 LEGACY_KERAS_FROM = (2, 16)  # the first TensorFlow whose tf.keras is Keras 3, so the cells need tf-keras
 
@@ -119,24 +119,21 @@ def import_quiet_tensorflow():
 
     TensorFlow's deprecation notices for the source's API are silenced: using that API is the point here. What
     TensorFlow prints on stderr while loading is held back; any line that is not known start-up noise is passed
-    on, and everything is passed on if loading fails. A signal that comes meanwhile is acted on once TensorFlow has
-    loaded: raised in the middle of an extension module's import, it broke the import ("ImportError:
-    initialization failed").
+    on, and everything is passed on if loading fails.
     """
     quiet = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "0"
     warnings.filterwarnings("ignore", message=r".*tf\.nn\.rnn_cell\.\w+. is deprecated", category=UserWarning)
-    with held_signals():
-        if not quiet or "tensorflow" in sys.modules:
-            tf = import_tensorflow()
-        else:
-            held = []
-            try:
-                with _held_stderr(held):
-                    tf = import_tensorflow()
-            except Exception:  # a failure to load: everything it printed may tell why
-                sys.stderr.write("".join(held))
-                raise
-            sys.stderr.write("".join(line for line in held if not _LOADING_NOISE.search(line)))
+    if not quiet or "tensorflow" in sys.modules:
+        tf = import_tensorflow()
+    else:
+        held = []
+        try:
+            with _held_stderr(held):
+                tf = import_tensorflow()
+        except Exception:  # a failure to load: everything it printed may tell why
+            sys.stderr.write("".join(held))
+            raise
+        sys.stderr.write("".join(line for line in held if not _LOADING_NOISE.search(line)))
     tf.get_logger().setLevel("ERROR")
     return tf
 

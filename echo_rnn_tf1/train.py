@@ -7,7 +7,7 @@ import numpy as np
 
 from .config import LOG_EVERY
 from .data import generate_data
-from .model import build_model
+from .model import build_model, trained_variables
 from .tfcompat import import_tensorflow
 
 
@@ -145,3 +145,26 @@ def train(config, seed, log=print, on_step=None, unroll=False, portable=False):
     with session(graph, portable) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         return run_training(sess, model, inputs_value, targets_value, config, log, on_step)
+
+
+def train_values(config, seed, log=print, on_step=None, unroll=False, portable=False):
+    """Seed, build and train as ``train`` does; return ``(trained values by variable name, steps trained, why
+    training stopped early or None)``: a ``Diverged``, or the ``KeyboardInterrupt`` of a stop signal, caught
+    between steps so that what was learned so far can still be saved."""
+    tf = import_tensorflow()
+    graph, model, inputs_value, targets_value = prepare(config, seed, unroll, portable)
+    steps = []
+
+    def counted(epoch_idx, batch_idx, loss):
+        steps.append(batch_idx)
+        if on_step is not None:
+            on_step(epoch_idx, batch_idx, loss)
+
+    with session(graph, portable) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        try:
+            run_training(sess, model, inputs_value, targets_value, config, log, counted)
+            stopped = None
+        except (Diverged, KeyboardInterrupt) as e:
+            stopped = e
+        return sess.run(trained_variables(graph)), len(steps), stopped

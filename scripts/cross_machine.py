@@ -65,7 +65,7 @@ def main():
     if args.worker:
         return worker()
 
-    from echo_rnn_tf1.runs import versions
+    from echo_rnn_tf1.machine import versions
 
     print(f"{time.strftime('%Y-%m-%d')}, {machine.cpu_info()[0]}, {os.cpu_count()} cores; "
           + ", ".join(f"{k} {v}" for k, v in versions().items()))

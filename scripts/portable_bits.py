@@ -78,7 +78,7 @@ def run(env_update, prefix, seeds):
 
 def ship(losses_by_seed):
     from echo_rnn_tf1.portable import INFO_NAME, LOSSES_NAME, write_csv_text
-    from echo_rnn_tf1.runs import versions
+    from echo_rnn_tf1.machine import versions
 
     package = os.path.join(ROOT, "echo_rnn_tf1")
     with open(os.path.join(package, LOSSES_NAME), "w") as f:
@@ -101,7 +101,7 @@ def main():
     if args.worker:
         return worker()
 
-    from echo_rnn_tf1.runs import versions
+    from echo_rnn_tf1.machine import versions
 
     print(f"{time.strftime('%Y-%m-%d')}, {machine.cpu_info()[0]}, {os.cpu_count()} cores, {platform.platform()}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 from echo_rnn_tf1.plots import loss_figure, save_figure
-from echo_rnn_tf1.runs import read_losses
+from echo_rnn_tf1.record import read_losses
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from echo_rnn_tf1.config import Config
-from echo_rnn_tf1.runs import read_losses
+from echo_rnn_tf1.record import read_losses
 from echo_rnn_tf1.train import prepare, run_training
 
 SHORT = Config(num_epochs=2, total_series_length=1000)  # 20 steps an epoch

@@ -6,7 +6,7 @@ from conftest import main_in_process
 from echo_rnn_tf1.compare import compare
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.logs import logged_points, parse_log, read_reference
-from echo_rnn_tf1.runs import read_losses
+from echo_rnn_tf1.record import read_losses
 
 # every test here trains, or starts TensorFlow in a new process; on one xdist worker, with the full run they share
 # with test_notebook and test_fast_loop (which compares it with the source's epoch, as test_oracle does: "epochs")

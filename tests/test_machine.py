@@ -12,7 +12,7 @@ from echo_rnn_tf1 import doctor, machine, oracle, portable, train
 from echo_rnn_tf1.compare import first_difference, identity_line
 from echo_rnn_tf1.doctor import OnednnProbe, ProbeError, check_shipped, onednn_says
 from echo_rnn_tf1.failures import MachineError
-from echo_rnn_tf1.runs import read_losses
+from echo_rnn_tf1.record import read_losses
 
 SSE41_CPU = {"sse", "sse2", "sse4_1"}
 AVX2_CPU = SSE41_CPU | {"avx", "avx2", "fma"}

@@ -12,7 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from echo_rnn_tf1.runs import read_losses
+from echo_rnn_tf1.record import read_losses
 
 SERVER_START_SECONDS = 120  # it starts in 3-6 s here (it imports TensorFlow); a shared machine can be slower
 DATA_SECONDS = 60           # the event file is read within a second or two of the start

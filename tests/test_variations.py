@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT
 from echo_rnn_tf1.config import Config
-from echo_rnn_tf1.runs import read_losses
+from echo_rnn_tf1.record import read_losses
 from echo_rnn_tf1.variations import FINAL_STEPS, HARDER, ROWS, steps_to_learn
 
 NOTEBOOK = os.path.join(ROOT, "notebooks", "variations.ipynb")
