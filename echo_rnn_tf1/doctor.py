@@ -53,7 +53,7 @@ class OnednnProbe:
         return self
 
     def __exit__(self, *exc):
-        self._child.close()
+        self._child.__exit__(*exc)
 
 
 def check_shipped(computed, shipped_losses):

@@ -1,6 +1,5 @@
 """The source's own loop as the oracle: ``source_2017.py`` run in a process of its own, its losses read back."""
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -42,64 +41,41 @@ def failure(code, stderr):
 
 
 class Child:
-    """Python ``code``, given ``args`` (its ``sys.argv[1:]``) and the file descriptors ``pass_fds``, in a process of
-    its own started when this is made, so that other work goes on meanwhile. It dies with this process, even by
-    SIGKILL (``failures.die_with``), and once ``code`` is done it leaves at once, its output flushed: the
-    interpreter's teardown once TensorFlow is loaded takes most of a second. A failure is one line on its stderr
-    and the package's exit code for it (3: the machine). Its output goes to temporary files (nothing it writes can
-    fill a pipe that nobody reads yet). ``wait(timeout)`` returns ``(exit code, stdout, stderr)``, or None if it has
-    not finished by then. Leaving the context ends it if it still runs."""
+    """Python ``code``, given ``args`` (its ``sys.argv[1:]``), in a process of its own started when this is made, so
+    that other work goes on meanwhile. A failure there is one line on its stderr and the package's exit code for it
+    (3: the machine); once ``code`` is done it leaves at once (the interpreter's teardown once TensorFlow is loaded
+    takes most of a second). Its output goes to temporary files, so nothing it writes waits for a reader.
+    ``wait(timeout)`` returns ``(exit code, stdout, stderr)``, or None if it has not finished by then. Leaving the
+    context ends it if it still runs."""
 
-    _FIRST = """\
-import ctypes, os, sys
-from echo_rnn_tf1.failures import die_with, report
-die_with({parent})
-
-
-def _leave(exit_code):
-    sys.stdout.flush()
-    sys.stderr.flush()
-    ctypes.CDLL(None).fflush(None)  # (C's buffers too: oneDNN prints through them)
-    os._exit(exit_code)
-
-
-sys.excepthook = lambda kind, error, traceback: _leave(report(error))
-"""
-    _LAST = "\n_leave(0)\n"
+    _WRAPPED = ("import os, sys\nfrom echo_rnn_tf1.failures import report\ntry:\n{code}\nexcept BaseException as e:\n"
+                "    code = e.code if isinstance(e, SystemExit) else report(e)\nelse:\n    code = 0\n"
+                "sys.stdout.flush(); sys.stderr.flush(); os._exit(code if isinstance(code, int) else 1)\n")
 
     def __init__(self, code, args=(), env=None, pass_fds=()):
-        self._stdout, self._stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-        try:
-            program = self._FIRST.format(parent=os.getpid()) + code + self._LAST
-            self._process = subprocess.Popen([sys.executable, "-c", program, *map(str, args)], env=env,
-                                             stdout=self._stdout, stderr=self._stderr, pass_fds=pass_fds, text=True)
-        except BaseException:
-            self.close()
-            raise
+        self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        program = self._WRAPPED.format(code="\n".join("    " + line for line in code.splitlines()))
+        self.process = subprocess.Popen([sys.executable, "-c", program, *map(str, args)], env=env, text=True,
+                                        stdout=self._out, stderr=self._err, pass_fds=pass_fds)
 
     def wait(self, timeout):
         try:
-            code = self._process.wait(timeout=timeout)
+            code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
-        outputs = []
-        for f in (self._stdout, self._stderr):
+        for f in (self._out, self._err):
             f.seek(0)
-            outputs.append(f.read())
-        return (code, *outputs)
-
-    def close(self):
-        if getattr(self, "_process", None) is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-        self._stdout.close()
-        self._stderr.close()
+        return code, self._out.read(), self._err.read()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._out.close()
+        self._err.close()
 
 
 class SourceRun:
@@ -110,14 +86,10 @@ class SourceRun:
     def __init__(self, seed, num_epochs, env=None):
         self._losses = tempfile.TemporaryFile("w+")  # (nameless: nothing is left behind, however this process ends)
         fd = self._losses.fileno()
-        try:
-            self._child = Child(_RUN_SOURCE, (seed, num_epochs, f"/dev/fd/{fd}"), env, pass_fds=(fd,))
-        except BaseException:
-            self._losses.close()
-            raise
+        self.child = Child(_RUN_SOURCE, (seed, num_epochs, f"/dev/fd/{fd}"), env, pass_fds=(fd,))
 
     def result(self, timeout=600):
-        finished = self._child.wait(timeout)
+        finished = self.child.wait(timeout)
         if finished is None:
             raise OracleError(f"the source's code did not finish in {timeout} s")
         code, stdout, stderr = finished
@@ -132,5 +104,5 @@ class SourceRun:
         return self
 
     def __exit__(self, *exc):
-        self._child.close()
+        self.child.__exit__(*exc)
         self._losses.close()
