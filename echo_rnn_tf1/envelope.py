@@ -1,9 +1,9 @@
 """The seed envelope: how far honest runs of the source differ from each other, and where the 2017 run falls.
 
-Trains K seeds of the default configuration, one worker process per core, and keeps every step's loss. The band
-(per-step min and max over the seeds) and the per-seed verdicts are the evidence behind ``compare``'s
-criterion. A signal or a failure kills the workers at once: none is left behind.
-"""
+Trains K seeds of the defaults, one worker process per core (``--engine tf2``: side by side in compiled programs), and
+keeps every step's loss. The band (per-step min and max over the seeds) and the per-seed verdicts are the evidence
+behind ``compare``'s criterion. The folder is new or empty, and locked while the envelope works; a stop signal or a
+failure kills the workers at once and removes what the envelope wrote."""
 import concurrent.futures
 import contextlib
 import math
@@ -21,6 +21,9 @@ from .failures import EXIT_OK, MachineError, Parser
 from .logs import logged_points
 from .machine import usable_cores
 from .record import RunError, atomic_write, lock, write_csv, write_json
+from .run import check_folder_path
+
+FILES = ("envelope.csv", "seeds.csv", "losses.npy", "reference_percentiles.csv", "envelope.png", "envelope.json")
 
 
 def plural(count, noun):
@@ -95,50 +98,19 @@ def reference_percentiles(all_losses, reference_points, config=Config()):
     """Where the 2017 run sits among the seeds: per reference point ``(epoch, step, its loss, percentile)``, the
     percentile being the percentage of seeds whose loss at that step is below the 2017 run's (ties count half):
     0 means the 2017 run is below every seed, 100 above every seed."""
-    rows = []
-    for p in reference_points:
-        at = all_losses[:, p.epoch * config.num_batches + p.step]
-        below, ties = np.sum(at < p.loss), np.sum(at == p.loss)
-        rows.append((p.epoch, p.step, p.loss, 100 * (below + ties / 2) / len(at)))
-    return rows
+    at = [all_losses[:, p.epoch * config.num_batches + p.step] for p in reference_points]  # each [seeds]
+    return [(p.epoch, p.step, p.loss, 100 * (np.sum(losses < p.loss) + np.sum(losses == p.loss) / 2) / len(losses))
+            for p, losses in zip(reference_points, at)]
 
 
 def percentile_lines(rows):
     """The percentiles of ``reference_percentiles``, compactly: a line per epoch, whole numbers."""
-    epochs = sorted({row[0] for row in rows})
     return [f"  epoch {epoch}: " + " ".join(f"{round(row[3]):>3}" for row in rows if row[0] == epoch)
-            for epoch in epochs]
-
-
-def envelope_figure(seeds, all_losses, matches, reference_points, config=Config()):
-    """The band of all seeds, its 10-90 % core, the median, the seeds that do not match, and the 2017 run."""
-    from matplotlib.figure import Figure
-
-    from .plots import mark_epochs
-
-    low, p10, median, p90, high = band(all_losses)
-    steps = np.arange(all_losses.shape[1])
-    fig = Figure(figsize=(9, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    ax.fill_between(steps, low, high, color="tab:blue", alpha=0.15, lw=0, label=f"{len(seeds)} seeds: min to max")
-    ax.fill_between(steps, p10, p90, color="tab:blue", alpha=0.35, lw=0, label="10th to 90th percentile")
-    ax.plot(steps, median, color="tab:blue", lw=0.8, label="median")
-    for seed, losses, match in zip(seeds, all_losses, matches):
-        if not match:
-            ax.plot(steps, losses, color="0.4", lw=0.4, label=f"seed {seed}: no match")
-    at = [p.epoch * config.num_batches + p.step for p in reference_points]
-    ax.plot(at, [p.loss for p in reference_points], "o", ms=4, color="tab:red", label="2017 run (TF 1.4)")
-    mark_epochs(ax, config.num_batches, all_losses.shape[1])
-    ax.set_yscale("log")
-    ax.set_xlabel(f"step ({config.num_batches} per epoch)")
-    ax.set_ylabel("batch loss")
-    ax.set_title("Seed envelope of the Echo-RNN on today's TensorFlow, with the 2017 run")
-    ax.legend(loc="upper right", fontsize=8)
-    return fig
+            for epoch in sorted({row[0] for row in rows})]
 
 
 def seed_rows(seeds, all_losses, reference_points, config=Config()):
-    """Per seed: ``(seed, match, widest gap in decades among the judged epochs, last epoch's mean, verdict summary)``."""
+    """Per seed: ``(seed, match, widest gap in decades among the judged epochs, last epoch's mean, its verdict)``."""
     rows = []
     for seed, losses in zip(seeds, all_losses):
         verdict = compare(logged_points(losses, config.num_batches), reference_points)
@@ -147,31 +119,26 @@ def seed_rows(seeds, all_losses, reference_points, config=Config()):
     return rows
 
 
-FILES = ("envelope.csv", "seeds.csv", "losses.npy", "reference_percentiles.csv", "envelope.png", "envelope.json")
-
-
-def _save_npy(path, array):
-    with open(path, "wb") as f:  # (given a name, np.save would add .npy to it)
-        np.save(f, array)  # [seeds, steps] float32, every step of every seed
-
-
 def save(out, seeds, all_losses, reference_points, config=Config(), record=None):
-    """Write envelope.csv, seeds.csv, losses.npy, reference_percentiles.csv, envelope.png and (given ``record``, a
-    dict: how the envelope was made) envelope.json into ``out``; return the summary's lines."""
-    from .plots import save_figure
+    """Write FILES into ``out`` (envelope.json only given ``record``: how it was made); return the summary's lines."""
+    from .plots import envelope_figure, save_figure
 
-    low, p10, median, p90, high = band(all_losses)
+    def write_npy(tmp):
+        with open(tmp, "wb") as f:  # (given a name, np.save would add .npy to it)
+            np.save(f, all_losses)  # [seeds, steps] float32, every step of every seed
+
+    low, p10, median, p90, high = bands = band(all_losses)
     epoch, step = divmod(np.arange(all_losses.shape[1]), config.num_batches)
     write_csv(os.path.join(out, "envelope.csv"), "epoch,step,min,p10,median,p90,max",
               zip(epoch, step, low, p10, median, p90, high))
     rows = seed_rows(seeds, all_losses, reference_points, config)
     write_csv(os.path.join(out, "seeds.csv"), "seed,match,widest_epoch_gap_decades,last_epoch_mean_loss",
               ((seed, int(match), f"{gap:.3f}", f"{mean:.4g}") for seed, match, gap, mean, _ in rows))
-    atomic_write(os.path.join(out, "losses.npy"), lambda tmp: _save_npy(tmp, all_losses))
+    atomic_write(os.path.join(out, "losses.npy"), write_npy)
     percentiles = reference_percentiles(all_losses, reference_points, config)
     write_csv(os.path.join(out, "reference_percentiles.csv"), "epoch,step,loss_2017,percentile_among_seeds",
               ((epoch, step, loss, f"{percentile:.1f}") for epoch, step, loss, percentile in percentiles))
-    figure = envelope_figure(seeds, all_losses, [row[1] for row in rows], reference_points, config)
+    figure = envelope_figure(seeds, all_losses, bands, [row[1] for row in rows], reference_points, config.num_batches)
     save_figure(figure, os.path.join(out, "envelope.png"))
     if record is not None:
         write_json(os.path.join(out, "envelope.json"), record)
@@ -186,15 +153,13 @@ def save(out, seeds, all_losses, reference_points, config=Config(), record=None)
             f"The 2017 run's percentile among the {plural(len(seeds), 'seed')} at its logged points (the percentage "
             f"of seeds below it; 0: below them all):",
             *percentile_lines(percentiles),
-            f"Wrote {out}: envelope.csv, seeds.csv, losses.npy, reference_percentiles.csv, envelope.png"
-            + (", envelope.json" if record is not None else "")]
+            f"Wrote {out}: {', '.join(FILES if record is not None else FILES[:-1])}"]
 
 
 def envelope_parser():
     p = Parser(prog="python -m echo_rnn_tf1 envelope",
-               description="Train K seeds of the source's default configuration, write the per-step min / median / "
-                           "max, each seed's verdict and where the 2017 run sits among the seeds, draw the band with "
-                           "the 2017 run.")
+               description="Train K seeds of the source's defaults; write the per-step min / median / max, each "
+                           "seed's verdict and where the 2017 run sits among them; draw the band with the 2017 run.")
     p.add_argument("--seeds", type=int, default=20, help="how many seeds (default: 20)")
     p.add_argument("--first-seed", type=seed_type, default=0,
                    help="seeds are FIRST_SEED, FIRST_SEED + 1, ... (default: 0)")
@@ -203,12 +168,11 @@ def envelope_parser():
                         "seeds side by side in XLA-compiled programs of up to 1000 seeds, from the same starting "
                         "points (docs/reproducing.md says how the two agree)")
     p.add_argument("--jobs", type=int, default=usable_cores(),
-                   help="tf1: processes at once (about 640 MiB each); tf2: compiled programs at once, one thread "
-                        "each (the seeds are split among at least this many); both at most one per usable core "
+                   help="tf1: processes at once (about 640 MiB each); tf2: compiled programs at once, one thread each "
+                        "(the seeds are split among at least this many); both at most one per usable core and per seed "
                         "(default: %(default)s)")
-    p.add_argument("--out", type=folder_type, help="a new or empty folder for envelope.csv, seeds.csv, losses.npy, "
-                                                   "reference_percentiles.csv, envelope.png, envelope.json (default: "
-                                                   "a new one under runs/)")
+    p.add_argument("--out", type=folder_type,
+                   help=f"a new or empty folder for {', '.join(FILES)} (default: a new one under runs/)")
     return p
 
 
@@ -247,8 +211,6 @@ def envelope_command(argv):
 def _new_folder(out):
     """``(folder, whether this made it)``: ``out``, made if new; by default a new folder under runs/, its name
     taken by this process alone (two envelopes started in the same second get two)."""
-    from .run import check_folder_path
-
     if out is not None:
         check_folder_path(out)
         try:
@@ -286,8 +248,7 @@ def _envelope(args, jobs, capped, out, started):
               "config": config.to_dict(), "seconds": round(train_seconds, 2), "versions": machine.versions(),
               "machine": machine.describe(sys.modules.get("tensorflow")),  # (with cuda_build where it is loaded)
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    for line in save(out, seeds, all_losses, reference_points(), config, record):
-        print(line)
+    print(*save(out, seeds, all_losses, reference_points(), config, record), sep="\n")
     if args.engine == "tf1":
         print(f"Engine tf1: {plural(len(seeds), 'seed')}, {jobs} worker process{'es' * (jobs != 1)} at a time: "
               f"{train_seconds:.1f} s of training")
@@ -296,8 +257,7 @@ def _envelope(args, jobs, capped, out, started):
 
         print(f"Engine tf2: {plural(len(seeds), 'seed')} in {plural(how['programs'], 'compiled program')} of "
               f"{how['seeds_per_program']}, {jobs} at a time: {train_seconds:.1f} s of training, loading TensorFlow "
-              f"and compiling included")
-        print(AGREEMENT)
+              f"and compiling included", AGREEMENT, sep="\n")
     return EXIT_OK
 
 
@@ -321,6 +281,5 @@ def _train_tf2(config, seeds, jobs, capped):
         print(f"{seeds_text(chunk)}: last epoch's mean loss: median {np.median(last):.3g}, "
               f"largest {last.max():.3g}", flush=True)
 
-    all_losses = tf2_seeds.train_seeds(config, seeds, jobs, start, on_chunk=done)
-    return all_losses, {"jobs": jobs, "programs": len(parts), "seeds_per_program": len(parts[0]),
-                        "starting_points": starting_points}
+    return tf2_seeds.train_seeds(config, seeds, jobs, start, on_chunk=done), {
+        "jobs": jobs, "programs": len(parts), "seeds_per_program": len(parts[0]), "starting_points": starting_points}

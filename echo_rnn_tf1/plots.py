@@ -10,7 +10,6 @@ MOST_EPOCH_LINES = 50  # epochs marked; more would fill the plot (and took 80 s 
 MOST_ROWS, MOST_WINDOWS = 5, 4  # of a predictions picture: a panel per row, drawn at 110 dpi
 
 
-
 def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training loss"):
     """Loss against step on a log scale, epochs marked; ``reference``: ``logs.Point``s (the 2017 run) to overlay."""
     from matplotlib.figure import Figure
@@ -23,8 +22,7 @@ def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training lo
             label="this run, every step" if bucket == 1 else f"this run, highest and lowest of every {bucket} steps")
     mark_epochs(ax, num_batches, len(losses))
     if reference is not None:
-        ax.plot([p.epoch * num_batches + p.step for p in reference], [p.loss for p in reference],
-                "o", ms=4, color="tab:red", label="2017 run, every 100th step")
+        mark_reference(ax, reference, num_batches, "2017 run, every 100th step")
     ax.axhline(np.log(2), color="0.5", ls=":", lw=1)
     ax.annotate("ln 2: untrained", (0, np.log(2)), textcoords="offset points", xytext=(4, 3), fontsize=8, color="0.4")
     ax.set_yscale("log")
@@ -53,6 +51,12 @@ def thinned(losses, most=MOST_POINTS):
     buckets = losses[:whole].reshape(-1, bucket)
     pairs = np.column_stack([buckets.max(axis=1), buckets.min(axis=1)]).ravel()
     return np.r_[np.repeat(steps[:whole:bucket], 2), steps[whole:]], np.r_[pairs, losses[whole:]], bucket
+
+
+def mark_reference(ax, reference, num_batches, label):
+    """The 2017 run's points (``logs.Point``s), each at its step."""
+    ax.plot([p.epoch * num_batches + p.step for p in reference], [p.loss for p in reference],
+            "o", ms=4, color="tab:red", label=label)
 
 
 def mark_epochs(ax, num_batches, num_steps):
@@ -119,6 +123,31 @@ def accuracy_figure(accuracy_by_position, config, title="Accuracy by position in
     ax.set_xlabel("position in the window, and its target")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
+    return fig
+
+
+def envelope_figure(seeds, all_losses, band, matches, reference, num_batches):
+    """An envelope: the band of all seeds (``band``: per-step min, 10th percentile, median, 90th, max), its 10-90 %
+    core, the median, the seeds that do not match (``matches``: one bool a seed), and the 2017 run."""
+    from matplotlib.figure import Figure
+
+    low, p10, median, p90, high = band
+    steps = np.arange(all_losses.shape[1])
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.fill_between(steps, low, high, color="tab:blue", alpha=0.15, lw=0, label=f"{len(seeds)} seeds: min to max")
+    ax.fill_between(steps, p10, p90, color="tab:blue", alpha=0.35, lw=0, label="10th to 90th percentile")
+    ax.plot(steps, median, color="tab:blue", lw=0.8, label="median")
+    for seed, losses, match in zip(seeds, all_losses, matches):
+        if not match:
+            ax.plot(steps, losses, color="0.4", lw=0.4, label=f"seed {seed}: no match")
+    mark_reference(ax, reference, num_batches, "2017 run (TF 1.4)")
+    mark_epochs(ax, num_batches, all_losses.shape[1])
+    ax.set_yscale("log")
+    ax.set_xlabel(f"step ({num_batches} per epoch)")
+    ax.set_ylabel("batch loss")
+    ax.set_title("Seed envelope of the Echo-RNN on today's TensorFlow, with the 2017 run")
+    ax.legend(loc="upper right", fontsize=8)
     return fig
 
 
