@@ -1,5 +1,5 @@
-"""Pictures of a run. Figures are built with matplotlib's object API (no pyplot, no display needed); a
-notebook shows the returned ``Figure``, the CLI saves it."""
+"""Pictures of a run and of a seed envelope. Figures are built with matplotlib's object API (no pyplot, no display
+needed); a notebook shows the returned ``Figure``, the CLI saves it."""
 import numpy as np
 
 from .data import zeroed_positions
