@@ -132,6 +132,7 @@ def compare_command(argv):
         raise LogError(f"{args.reference}, line {bad.line}: the reference's loss is {bad.loss} at epoch "
                        f"{bad.epoch} step {bad.step}; a reference must be finite (a diverged run is no yardstick)")
     run, run_points = _log_points(args.run, keep={(p.epoch, p.step) for p in points})
+    same_seed = same_seed_lines(run, reference) if run is not None and reference is not None else []
     verdict = compare(run_points, points)
     print(format_table(verdict, run_name="this run", reference_name="reference" if args.reference else "2017"))
     for reason in verdict.reasons[1:]:
@@ -139,9 +140,8 @@ def compare_command(argv):
     for record, name in ((run, "this run"), (reference, "the reference")):
         if record is not None and record.status != "finished":
             print(f"{name} is not finished: {record.state}")
-    if run is not None and reference is not None:
-        for line in same_seed_lines(run, reference):
-            print(line)
+    for line in same_seed:
+        print(line)
     changed = run.config.changes_from_source() if run is not None and not args.reference else []
     if changed:  # (the verdict its end printed, too)
         print(f"not comparable with the 2017 run: this run changed the source's {', '.join(changed)} "

@@ -149,6 +149,8 @@ def _check_portable(out):
     out(f"the shipped bits (seeds {SEEDS[0]}-{SEEDS[-1]}, one default epoch each) were made with tensorflow "
         f"{made.get('tensorflow')}, tf-keras {made.get('tf-keras')}, numpy {made.get('numpy')} on "
         f"{machine.machine_line(info.get('machine'))}:")
+    for where in info.get("reproduced_on", []):
+        out(f"  seen on: {where}")
     lines, same = check_shipped(train_seeds(SEEDS), shipped_losses)
     for line in lines:
         out(line)

@@ -87,7 +87,9 @@ def ship(losses_by_seed):
             "digests": {str(seed): digest(losses) for seed, losses in sorted(losses_by_seed.items())},
             "versions": versions(), "machine": {**machine.describe(), **machine.PORTABLE_ENV,
                                                 "onednn_isa": "SSE41"},
-            "made": time.strftime("%Y-%m-%d")}
+            "made": time.strftime("%Y-%m-%d"),
+            # where the same bits were seen again: edited by hand as machines reproduce them (docs/machines.md)
+            "reproduced_on": [f"{machine.cpu_info()[0]} (where they were made)"]}
     with open(os.path.join(package, INFO_NAME), "w") as f:
         json.dump(info, f, indent=2)
         f.write("\n")

@@ -64,7 +64,7 @@ def test_the_recorded_level_is_the_one_onednn_reports(cap, monkeypatch):
 
 def test_a_probe_that_died_is_no_answer():
     with OnednnProbe() as probe:
-        probe._child._process.kill()
+        probe._child.process.kill()
         with pytest.raises(ProbeError, match="^the probe was killed by SIGKILL$"):
             probe.result()
 
@@ -141,8 +141,8 @@ def _cut_in_its_last_row(text):
 @pytest.mark.slow
 @pytest.mark.xdist_group("seed_runs")
 @pytest.mark.parametrize("damage, says", [
-    (lambda text: text + "0,not a row\n", "not enough values to unpack (expected 3, got 2)"),
-    (_cut_in_its_last_row, "line 21 is cut short: no line end"),  # (read as a loss, it made the runs differ)
+    (lambda text: text + "0,not a row\n", "line 22: not enough values to unpack (expected 3, got 2)"),
+    (_cut_in_its_last_row, "line 21: cut short: no line end"),  # (read as a loss, it made the runs differ)
 ])
 def test_a_damaged_losses_csv_of_a_same_seed_run_is_one_line(seed_runs, tmp_path, cli, damage, says):
     first, again = seed_runs["first"], tmp_path / "again"
