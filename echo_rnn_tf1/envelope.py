@@ -17,12 +17,13 @@ import numpy as np
 
 from .compare import compare
 from .config import SEED_LIMIT, Config, ConfigError, folder_type, seed_type
-from .failures import EXIT_OK, MachineError, Parser
+from .failures import EXIT_OK, Interrupted, MachineError, Parser, machine_failure
 from .logs import logged_points
 from .machine import usable_cores
 from .record import RunError, atomic_write, lock, write_csv, write_json
 from .run import check_folder_path
 
+SEEDS_LIMIT = 10**6  # 5000 float32 losses a seed kept to the end, and the band's copy: 40 GB (193 MiB at 10,000 seeds)
 FILES = ("envelope.csv", "seeds.csv", "losses.npy", "reference_percentiles.csv", "envelope.png", "envelope.json")
 
 
@@ -187,48 +188,56 @@ def envelope_command(argv):
     if args.first_seed + args.seeds > SEED_LIMIT:
         raise ConfigError(f"--first-seed {args.first_seed} --seeds {args.seeds}: the last seed would pass 2**32 - 1, "
                           f"the largest numpy takes")
+    if args.seeds > SEEDS_LIMIT:
+        raise ConfigError(f"--seeds {args.seeds}: more than {SEEDS_LIMIT:.0e}, whose losses alone take 20 GB")
     jobs = min(args.jobs, args.seeds, usable_cores())
     capped = f" (--jobs {args.jobs} capped at {jobs}: one per seed and per usable core)" if jobs < args.jobs else ""
-    out, created = _new_folder(args.out)
-    held = lock(out)
-    if not created and os.listdir(out):
-        os.close(held)
-        raise RunError(f"--out {out}: not empty; envelope writes only into a new or empty folder")
+    out, created, held = _take_folder(args.out)
     try:
         return _envelope(args, jobs, capped, out, started)
-    except BaseException:
+    except BaseException as e:
         for name in FILES:  # what this envelope wrote, if it began: its folder was empty and is locked
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(out, name))
         if created:
             with contextlib.suppress(OSError):
                 os.rmdir(out)
-        raise
+        if not isinstance(e, Interrupted):
+            raise
+        print(f"echo_rnn_tf1: {e} received; stopped, no envelope written", file=sys.stderr)
+        return e.exit_code
     finally:
         os.close(held)
 
 
-def _new_folder(out):
-    """``(folder, whether this made it)``: ``out``, made if new; by default a new folder under runs/, its name
-    taken by this process alone (two envelopes started in the same second get two)."""
-    if out is not None:
-        check_folder_path(out)
-        try:
-            os.makedirs(out)
-            return out, True
-        except FileExistsError:
-            if not os.path.isdir(out):
-                raise RunError(f"--out {out}: a file, not a folder") from None
-            return out, False
-        except OSError as e:
-            raise RunError(f"--out {out}: cannot write there ({e.strerror})") from None
-    base = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + "-envelope")
-    os.makedirs("runs", exist_ok=True)
-    for suffix in ["", *(f"-{n}" for n in range(2, 1000))]:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(base + suffix)
-            return base + suffix, True
-    raise RunError(f"{base}: a thousand envelopes started this second; give --out")
+def _take_folder(out):
+    """``(folder, whether this made it, its lock)``: ``out`` if new or empty; by default a new folder under runs/, its
+    name taken by this process alone (two envelopes started in the same second get two)."""
+    if out is None:
+        base = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + "-envelope")
+        os.makedirs("runs", exist_ok=True)
+        for suffix in ["", *(f"-{n}" for n in range(2, 1000))]:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(base + suffix)
+                return base + suffix, True, lock(base + suffix)
+        raise RunError(f"{base}: a thousand envelopes started this second; give --out")
+    check_folder_path(out)
+    try:
+        os.makedirs(out)
+        return out, True, lock(out)
+    except FileExistsError:
+        if not os.path.isdir(out):
+            raise RunError(f"--out {out}: a file, not a folder") from None
+    except OSError as e:
+        if machine_failure(e):  # (a full disk is the machine's: exit 3)
+            raise
+        raise RunError(f"--out {out}: cannot write there ({e.strerror})") from None
+    held = lock(out)  # then look: another envelope may be writing there
+    if present := set(os.listdir(out)):
+        os.close(held)
+        raise RunError(f"--out {out}: " + ("holds an envelope already; choose another folder" if present & set(FILES)
+                                           else "not empty; envelope writes only into a new or empty folder"))
+    return out, False, held
 
 
 def _envelope(args, jobs, capped, out, started):
