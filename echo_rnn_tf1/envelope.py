@@ -55,28 +55,30 @@ def _worker_start():
         signal.signal(signum, signal.SIG_IGN)
 
 
-def train_seeds(seeds, jobs, on_done=None):
-    """Losses of every seed, ``[len(seeds), num_steps]``; ``on_done(seed, losses)`` as each finishes.
-
-    ``jobs`` worker processes, each training one seed at a time. However this ends (done, a failure, a signal
-    raising here), every worker is stopped before it returns.
-    """
-    pool = concurrent.futures.ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"),  # (TensorFlow does
-                                                  initializer=_worker_start)                 # not survive fork)
-    results = {}
+def train_seeds(seeds, jobs, on_done=lambda seed, losses: None):
+    """Losses of every seed, ``[len(seeds), num_steps]``, trained by ``jobs`` worker processes one seed at a time;
+    ``on_done(seed, losses)`` as each finishes. However this ends, every worker is stopped before it returns. SIGHUP
+    is blocked while the pool starts multiprocessing's resource tracker, which keeps it so: a hang-up sent to the
+    whole group killed the tracker, and the pool's shutdown then printed tracebacks."""
+    hup = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGHUP])
+    try:
+        pool = concurrent.futures.ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"),  # (TensorFlow does
+                                                      initializer=_worker_start)                 # not survive fork)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, hup)
+    workers, results = pool._processes, {}  # by pid (concurrent.futures stops running workers only from Python 3.14)
     try:
         futures = {pool.submit(train_seed, seed): seed for seed in seeds}
         for future in concurrent.futures.as_completed(futures):
-            seed = futures[future]
-            try:
-                results[seed] = future.result()
-            except concurrent.futures.process.BrokenProcessPool:
-                raise MachineError(f"a worker training {seeds_text([seed])} died (killed; out of memory?)") from None
-            if on_done is not None:
-                on_done(seed, results[seed])
+            results[futures[future]] = future.result()
+            on_done(futures[future], results[futures[future]])
+    except concurrent.futures.process.BrokenProcessPool:  # (every seed not done then fails so, whoever died)
+        pool.shutdown(wait=True)  # the pool has stopped the other workers, with SIGTERM
+        killed = sorted({-p.exitcode for p in workers.values() if (p.exitcode or 0) < 0} - {signal.SIGTERM})
+        how = "".join(f"killed by {signal.Signals(signum).name}; " for signum in killed)
+        raise MachineError(f"an envelope worker died ({how}out of memory?)") from None
     except BaseException:
-        # (concurrent.futures stops running workers itself only from Python 3.14 on: terminate_workers)
-        for process in list((pool._processes or {}).values()):
+        for process in list(workers.values()):
             process.kill()  # a worker holds nothing that needs saving
         raise
     finally:
