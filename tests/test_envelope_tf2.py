@@ -7,10 +7,9 @@ import signal
 import numpy as np
 import pytest
 
-from conftest import one_error_line, run_cli, signal_here, started, wait_until
+from conftest import one_error_line, signal_here, started, wait_until
 from echo_rnn_tf1 import envelope, tf2, tf2_seeds
 from echo_rnn_tf1.config import TINY, Config
-from echo_rnn_tf1.failures import MachineError
 from echo_rnn_tf1.logs import Point, parse_log, read_reference
 
 # Measured on TensorFlow 2.21 (2 cores, AMD EPYC), seeds 0-9 and one epoch unless said, with oneDNN as it comes and
@@ -35,7 +34,7 @@ def test_drawn_starting_points_are_the_faithful_graphs_bit_for_bit():
 
 
 def test_a_wrong_kernel_seed_is_caught(monkeypatch):
-    monkeypatch.setattr(tf2_seeds, "kernel_seed", lambda seed: 1)
+    monkeypatch.setattr(tf2, "kernel_seed", lambda seed: 1)
     assert not tf2_seeds.start_is_faithful(TINY, [0])
 
 
@@ -83,23 +82,6 @@ def test_a_failure_in_a_program_is_raised_in_the_calling_thread():
         tf2_seeds.train_seeds(TINY, [0, 1, 2, 3], jobs=2, start=no_room)
 
 
-def test_jobs_are_capped_and_seeds_that_memory_cannot_hold_refused():
-    assert tf2_seeds.capped_jobs(2, 100, None, 2) == (2, None)
-    assert tf2_seeds.capped_jobs(8, 100, None, 2) == (2, "one compiled program per core (2 usable)")
-    assert tf2_seeds.capped_jobs(8, 1, None, 2) == (1, "one per seed (1)")
-    assert tf2_seeds.capped_jobs(2, 1000, tf2_seeds.memory_needed(1000, 2), 2) == (2, None)
-    with pytest.raises(MachineError, match=r"--seeds 1001: the tf2 engine needs about .* GiB of memory and .* GiB is "
-                                           r"available \(about 1000 seeds fit\)"):
-        tf2_seeds.capped_jobs(2, 1001, tf2_seeds.memory_needed(1000, 2), 2)
-
-
-def test_too_many_seeds_for_the_memory_is_one_line_and_exit_3(tmp_path):
-    result = run_cli("envelope", "--engine", "tf2", "--seeds", 10**9, "--out", tmp_path / "envelope")
-    assert result.returncode == 3
-    assert "--seeds 1000000000: the tf2 engine needs about" in one_error_line(result.stderr)
-    assert not (tmp_path / "envelope").exists()
-
-
 def test_the_reference_percentile_counts_the_seeds_below_it():
     all_losses = np.array([[0.1, 0.5], [0.2, 0.5], [0.3, 0.5], [0.4, 0.7]], dtype=np.float32)
     config = Config(num_epochs=1, total_series_length=100)  # 2 steps an epoch
@@ -145,7 +127,8 @@ def test_every_seed_ends_the_epoch_where_the_faithful_graph_does(one_epoch):
 
 
 @pytest.mark.slow
-def test_cli_envelope_tf2(tmp_path, cli):
+def test_cli_envelope_tf2(tmp_path, cli, monkeypatch):
+    monkeypatch.setattr(envelope, "usable_cores", lambda: 2)  # the default --jobs and its cap, on any machine
     out = tmp_path / "envelope"
     result = cli("envelope", "--engine", "tf2", "--seeds", 2, "--first-seed", 1, "--out", out)
     assert result.returncode == 0, result.stderr
@@ -178,13 +161,14 @@ def test_a_signal_stops_envelope_tf2_and_writes_nothing(tmp_path):
         os.kill(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 143
-    assert one_error_line(stderr) == "echo_rnn_tf1: SIGTERM received; training stopped, no envelope written"
+    assert one_error_line(stderr) == "echo_rnn_tf1: SIGTERM received; stopped, no envelope written"
     assert not out.exists()
 
 
 def test_a_signal_while_the_starting_points_are_checked_lets_the_check_finish(tmp_path, cli, monkeypatch):
-    # Raised inside TensorFlow's graph code, a signal was lost there (the envelope went on to its end, exit 0) or
-    # broke it (SystemError from an import, exit 4): 2 runs in 8 when SIGTERM came as the faithful graph was built.
+    # Raised inside TensorFlow's graph code, a signal was lost there (the envelope went on to its end) or broke it
+    # (SystemError from an import, exit 4): 2 runs in 8 when SIGTERM came as the faithful graph was built; lost in 3
+    # of 200 stops at a random moment of it (TensorFlow 2.21).
     signal_here(monkeypatch, "tf2_seeds", "faithful_start", signal.SIGTERM)
     compared = []
     monkeypatch.setattr(tf2_seeds, "same_start", lambda *starts: compared.append(starts) or True)
@@ -192,7 +176,7 @@ def test_a_signal_while_the_starting_points_are_checked_lets_the_check_finish(tm
     result = cli("envelope", "--engine", "tf2", "--seeds", 2, "--out", out)
     assert result.returncode == 143, result.stderr
     assert compared, "the faithful graph was built to its end"
-    assert one_error_line(result.stderr) == "echo_rnn_tf1: SIGTERM received; training stopped, no envelope written"
+    assert one_error_line(result.stderr) == "echo_rnn_tf1: SIGTERM received; stopped, no envelope written"
     assert not out.exists()
 
 
