@@ -153,8 +153,9 @@ def compare_command(argv):
 
 def evaluate_parser():
     p = Parser(prog="python -m echo_rnn_tf1 evaluate",
-               description="Run a trained model on a fresh series drawn as in training: loss, accuracy, and "
-                           "accuracy at each position of the window.")
+               description="Run a trained model on a fresh series drawn as in training: loss, accuracy, "
+                           "accuracy at each position of the window, and its memory: how well the input k steps back "
+                           "can be read from its state, trained and as its seed started.")
     p.add_argument("run", help="a run folder with a checkpoint")
     p.add_argument("--seed", type=seed_type, help="seed of the fresh series (default: draw one; it is printed)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -184,6 +185,12 @@ def evaluate_command(argv):
     print("position  " + " ".join(f"{i:>6}" for i in positions))
     print("target    " + " ".join(f"{'0' if i < zeroed_positions(config) else 'echo':>6}" for i in positions))
     print("accuracy  " + " ".join(f"{100 * a:>6.2f}" for a in result["accuracy_by_position"]))
+    memory = result["memory"]
+    print(f"memory: how well the input k steps back can be read from the state ({memory['probe']}; "
+          f"the same series)")
+    print("lag k     " + " ".join(f"{k:>6}" for k in memory["lags"]))
+    for name in ("untrained", "trained"):
+        print(f"{name:<10}" + " ".join("     -" if a is None else f"{100 * a:>6.1f}" for a in memory[name]))
     return EXIT_OK
 
 

@@ -143,11 +143,16 @@ def report(losses, correct, config, seed):
     return {
         "seed": seed,
         "windows": int(correct.shape[0]),
-        "loss": float(losses.mean(dtype=np.float64)),  # (float32 sums of many losses overflow to inf)
+        "loss": _finite(losses.mean(dtype=np.float64)),  # (a float32 sum of many losses overflowed to inf)
         "accuracy": float(correct.mean()),
         "accuracy_by_position": [float(a) for a in correct.mean(axis=0)],
         "echo_step": config.echo_step,
     }
+
+
+def _finite(value):
+    """``value`` as a float, or None where it is not finite (a loss of a net certain and wrong): JSON has no inf."""
+    return float(value) if np.isfinite(value) else None
 
 
 def fresh_windows(config, seed):
@@ -160,9 +165,19 @@ def fresh_windows(config, seed):
 
 def evaluate(run_dir, seed):
     """Loss and accuracy of a trained run on a fresh series drawn with ``seed`` (the training recipe, new numbers),
-    fed as the run was trained (see ``evaluate_model``)."""
+    fed as the run was trained (see ``evaluate_model``); and its memory (``memory.memory``), trained and as its
+    seed started, on the same series."""
+    from . import memory
+
+    run = read_run(run_dir)
     with trained_model(run_dir) as (sess, model, config):
-        return evaluate_model(sess, model, config, seed)
+        result = evaluate_model(sess, model, config, seed)
+        trained = memory.memory(sess, model, config, seed)
+    untrained = memory.probe(config, memory.starting_values(config, run.seed), seed).accuracy
+    as_json = lambda accuracy: [None if np.isnan(a) else float(a) for a in accuracy]  # noqa: E731 (no NaN in JSON)
+    result["memory"] = {"probe": memory.PROBE, "lags": memory.memory_lags(config).tolist(),
+                        "untrained": as_json(untrained), "trained": as_json(trained)}
+    return result
 
 
 def evaluate_model(sess, model, config, seed):

@@ -19,6 +19,8 @@ from .data import generate_data, windows
 DATA_SEED = 12345  # the fresh series probed (variations.py's eval_seed too); any seed: the series is new numbers
 MOST_POINTS = 5000  # states drawn in each panel of states_figure: more only overdraw the clusters
 
+PROBE = ("a linear probe: least squares on the state and a bias, fitted on the first half of a fresh series' "
+         "(state, input k steps back) pairs, scored on the second")
 Probed = collections.namedtuple("Probed", ["values", "states", "inputs", "accuracy"])
 Memory = collections.namedtuple("Memory", ["lags", "untrained", "trained"])  # two Probed: the net before and after
 
@@ -96,6 +98,20 @@ def probe(config, values, seed=DATA_SEED):
     with model_with_values(config, values) as (sess, model):
         states, inputs = fresh_states(sess, model, config, seed)
     return Probed(values, states, inputs, probe_accuracy(states, inputs, memory_lags(config)))
+
+
+def starting_values(config, seed):
+    """The weights a run of ``config`` and ``seed`` starts from, by variable name (the graph built and initialized
+    as training does, not trained)."""
+    from .model import trained_variables
+    from .tfcompat import import_tensorflow
+    from .train import prepare, session
+
+    graph, _, _, _ = prepare(config, seed)
+    with session(graph) as sess:
+        with graph.as_default():
+            sess.run(import_tensorflow().compat.v1.global_variables_initializer())
+        return sess.run(trained_variables(graph))
 
 
 def memory_table(config, seed, data_seed=DATA_SEED):

@@ -150,3 +150,28 @@ def test_a_trained_default_run_remembers_the_echo_and_nothing_older(full_default
     echo_step = config.echo_step
     assert (accuracy[:echo_step + 1] >= LEARNED).all(), accuracy
     assert (np.abs(accuracy[echo_step + 1:] - 0.5) <= OLDER).all(), accuracy
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("epochs")
+def test_evaluate_prints_the_memory_trained_and_as_its_seed_started(full_default_run, cli):
+    import json
+
+    from echo_rnn_tf1.config import Config
+    from echo_rnn_tf1.memory import DATA_SEED, probe
+    from echo_rnn_tf1.tf2 import faithful_start
+
+    out, _ = full_default_run
+    result = cli("evaluate", out, "--seed", DATA_SEED, "--json")
+    assert result.returncode == 0, result.stderr
+    said = json.loads(result.stdout)["memory"]
+    assert said["lags"] == list(range(8)) and said["probe"].startswith("a linear probe")
+    trained, untrained = np.array(said["trained"]), np.array(said["untrained"])
+    assert (trained[:4] >= LEARNED).all() and (np.abs(trained[4:] - 0.5) <= OLDER).all()
+    start, _, _ = faithful_start(Config(), 0)  # the seed's starting point, probed on the same series
+    assert untrained.tolist() == probe(Config(), start, DATA_SEED).accuracy.tolist()
+
+    text = cli("evaluate", out, "--seed", DATA_SEED).stdout.splitlines()
+    assert text[-3].split() == ["lag", "k", *map(str, range(8))]
+    for line, accuracy in zip(text[-2:], (untrained, trained)):
+        assert line.split() == [line.split()[0], *(f"{100 * a:.1f}" for a in accuracy)]
