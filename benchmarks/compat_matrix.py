@@ -80,6 +80,8 @@ def setup(version, venvs):
         open(marker, "w").close()
     before = installed(python)
     result = run([python, "-m", "pip", "install", "--quiet", "-r", requirements])
+    if result.returncode == 0 and not legacy:  # (the documented second step: the package, its declared deps aside)
+        result = run([python, "-m", "pip", "install", "--quiet", "--no-deps", "-e", "."])
     if result.returncode != 0:
         raise SystemExit(f"pip install -r {requirements} failed for TensorFlow {version}:\n{result.stderr[-3000:]}")
     return python, before, installed(python), requirements

@@ -59,8 +59,9 @@ def train_parser():
     p.add_argument("--tensorboard", action="store_true",
                    help="write every step's loss under OUT/tb/, and the graph with --engine tf1")
     p.add_argument("--portable", action="store_true",
-                   help="with --engine tf1: oneDNN settings under which a seed gives the same bits on any x86-64 "
-                        "CPU that the measurements could stand for (see docs/machines.md); slower")
+                   help="with --engine tf1: the same bits on any x86-64 CPU (oneDNN capped at SSE4.1, Adagrad from "
+                        "exactly rounded operations: not the source's bits); slower. doctor --portable checks this "
+                        "machine against the bits shipped in the package")
     return p
 
 

@@ -169,7 +169,7 @@ def envelope_parser():
     p.add_argument("--engine", choices=("tf1", "tf2"), default="tf1",
                    help="tf1 (the default): each seed through the source's graph, one process per core; tf2: all "
                         "seeds side by side in XLA-compiled programs of up to 1000 seeds, from the same starting "
-                        "points (docs/reproducing.md says how the two agree)")
+                        "points (its last line says how the two agree)")
     p.add_argument("--jobs", type=int, default=usable_cores(),
                    help="tf1: processes at once (about 640 MiB each); tf2: compiled programs at once, one thread each "
                         "(the seeds are split among at least this many); both at most one per usable core and per seed "

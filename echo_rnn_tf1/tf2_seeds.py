@@ -27,7 +27,7 @@ MAX_CHUNK = 1000  # seeds in one compiled program: an epoch takes 1.4 ms a seed 
 
 # How this engine agrees with the faithful one: benchmarks/envelope_engines.py on seeds 0-39, TensorFlow 2.21, its
 # output in docs/envelope_engines.txt
-AGREEMENT = ("Against the faithful engine (seeds 0-39, docs/envelope_engines.txt): the same verdict for all 40 seeds; "
+AGREEMENT = ("Against the faithful engine (seeds 0-39, TensorFlow 2.21): the same verdict for all 40 seeds; "
              "at the 2017 run's points, the band's 10th percentile within 4 % of the faithful one's, its median within "
              "2.3 %, its 90th percentile within 2.6x (one seed's one-step spike)")
 
