@@ -102,7 +102,7 @@ def _tensorflow_machine_failure(error):
     """TensorFlow's own words for the machine failing it: out of memory, or a full disk while it writes."""
     if not type(error).__module__.startswith("tensorflow"):
         return None
-    text = _one_line(error)
+    text = _tensorflow_said(error)
     if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
         return f"disk full (TensorFlow: {text})"
     if "File too large" in str(error):  # EFBIG's words
@@ -110,6 +110,16 @@ def _tensorflow_machine_failure(error):
     if type(error).__name__ == "ResourceExhaustedError":
         return f"out of memory (TensorFlow: {text})"
     return None
+
+
+def _tensorflow_said(error):
+    """What a TensorFlow error says went wrong, in one line: its first line that is not about where in the graph
+    (an op's error begins 'Graph execution error:', then the node and the stack that made it; the reason, with the
+    file it was writing, comes after)."""
+    where = ("Graph execution error", "Detected at node", "File ", "Node:", "[[", "Original stack trace", "Hint:")
+    lines = [line.strip() for line in str(error).splitlines()]
+    said = [line for line in lines if line and not line.startswith(where)]
+    return _escaped(said[0]) if said else _one_line(error)
 
 
 def _escaped(text):
