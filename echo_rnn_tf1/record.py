@@ -19,6 +19,7 @@ from .failures import BadInput
 LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG = "train.log", "losses.csv", "run.json", "loss.png", "predictions.png"
 CHECKPOINT_PREFIX, CHECKPOINT_STATE, TENSORBOARD = "model.ckpt", "checkpoint", "tb"
 STATUSES = ("running", "finished", "diverged", "interrupted", "failed")
+LOSSES_HEADER = "epoch,batch,loss\n"  # losses.csv's first line
 RUN_JSON_LIMIT = 1024 * 1024  # a run record is a few KB; a larger file is not one
 
 
@@ -92,9 +93,14 @@ def _run(path, info):
                engine=field("engine", str, lambda e: e in ("tf1", "tf2")),
                rnn=field("rnn", (str, type(None)), lambda r: r in (None, "dynamic_rnn", "static_rnn"), default=None),
                portable=field("portable", bool), steps_done=field("steps_done", int, lambda n: n >= 0, default=0),
-               machine=field("machine", (dict, type(None)), lambda m: all(
-                   isinstance(v, (str, int, type(None))) for v in m.values()), default=None),
+               machine=field("machine", (dict, type(None)), _machine_record, default=None),
                files=tuple(files), checkpoint=checkpoint, died=status == "running" and not is_locked(path))
+
+
+def _machine_record(machine):
+    """``machine.describe()``'s record: names and numbers, and whether TensorFlow is a CUDA build (or not known)."""
+    return (all(isinstance(v, (str, int, type(None))) for v in machine.values())
+            and machine.get("cuda_build") in (True, False, None))
 
 
 def _tuple(kinds):
@@ -162,9 +168,11 @@ def read_losses(path):
     epochs, batches, losses = [], [], []
     with open_regular(path) as f:
         for number, line in enumerate(f, start=1):
-            if number == 1:
-                continue  # the header
             try:
+                if number == 1:
+                    if line != LOSSES_HEADER.encode():
+                        raise ValueError(f"not the header {LOSSES_HEADER.strip()}")
+                    continue
                 if not line.endswith(b"\n"):
                     raise ValueError("cut short: no line end")
                 epoch, batch, loss = line.decode().rstrip("\n").split(",")

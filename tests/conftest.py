@@ -3,7 +3,9 @@ import contextlib
 import functools
 import importlib
 import io
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,15 +47,6 @@ def run_cli(*args, cwd=None, env=None, **kwargs):
                           capture_output=True, text=True, timeout=600, **kwargs)
 
 
-def run_patched(patch, *args, timeout=600):
-    """``python -m echo_rnn_tf1 ARGS`` with ``patch`` (Python source) run first: a fault injected where it cannot
-    be made for real."""
-    code = f"{patch}\nfrom echo_rnn_tf1.__main__ import run\nrun()\n"  # (what python -m runs)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
 CliResult = collections.namedtuple("CliResult", ["returncode", "stdout", "stderr"])
 
 
@@ -92,13 +85,14 @@ def train_in_process(*args):
 
 
 def signal_here(monkeypatch, module, name, signum=signal.SIGINT, when=lambda *args: True):
-    """``echo_rnn_tf1.MODULE.NAME`` (a function, or ``Class.method``) sends ``signum`` to this process first if
-    ``when(*its arguments)``, then does its work: a signal arriving at a known point of a command run in this
-    process. The command's own handler takes it: a command installs its handlers in the main thread, where
-    pytest-xdist (from 3.6 on) runs the tests."""
+    """``echo_rnn_tf1.MODULE.NAME`` (a function, or ``Class.method``; MODULE may also be a module or class itself,
+    e.g. TensorFlow's) sends ``signum`` to this process first if ``when(*its arguments)``, then does its work: a
+    signal arriving at a known point of a command run in this process. The command's own handler takes it: a
+    command installs its handlers in the main thread, where pytest-xdist (from 3.6 on) runs the tests."""
     assert threading.current_thread() is threading.main_thread()
     *owners, attribute = name.split(".")
-    owner = functools.reduce(getattr, owners, importlib.import_module(f"echo_rnn_tf1.{module}"))
+    base = importlib.import_module(f"echo_rnn_tf1.{module}") if isinstance(module, str) else module
+    owner = functools.reduce(getattr, owners, base)
     original = getattr(owner, attribute)
 
     def patched(*args, **kwargs):
@@ -237,6 +231,49 @@ def one_error_line(stderr):
     lines = [line for line in stderr.splitlines() if line.startswith("echo_rnn_tf1:")]
     assert len(lines) == 1, stderr
     return lines[0]
+
+
+def strict_json(text):
+    """``json.loads`` that refuses what is not JSON but Python's json reads: NaN, Infinity, -Infinity."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def checked_record(out, theirs=()):
+    """``out``'s run.json as a dict, after checking what it says against the folder: strict JSON; every row of
+    losses.csv whole, and as many as ``steps_done`` says; the folder holds the files it lists and nothing else but
+    ``theirs`` (names of the user's files)."""
+    from echo_rnn_tf1.record import read_losses
+
+    info = strict_json((out / "run.json").read_text())
+    text = (out / "losses.csv").read_text()
+    assert text.startswith("epoch,batch,loss\n") and text.endswith("\n")
+    assert all(len(line.split(",")) == 3 for line in text.splitlines())
+    if "steps_done" in info:
+        assert info["steps_done"] == len(read_losses(out / "losses.csv")[2])
+    present = {str(p.relative_to(out)) for p in out.rglob("*")} - set(theirs)
+    assert sorted(present) == sorted(info["files"]), "the folder holds what run.json lists, and only that"
+    return info
+
+
+def run_record(**changes):
+    """A finished run's run.json of the source's hyperparameters (a dict to write, as a run writes it), with
+    ``changes``."""
+    from echo_rnn_tf1.config import Config
+
+    return {"status": "finished", "stage": "done", "seed": 0, "config": Config().to_dict(), "engine": "tf1",
+            "rnn": "dynamic_rnn", "portable": False, "machine": {"cpu": "a CPU", "cores": 2}, "steps_done": 0,
+            "cause": "trained all 5 epochs", "files": ["train.log", "losses.csv", "run.json"], **changes}
+
+
+def copy_run(run_dir, to, **changes):
+    """A copy of run folder ``run_dir`` at ``to`` whose run.json has ``changes``; returns ``to``."""
+    shutil.copytree(run_dir, to)
+    info = json.loads((to / "run.json").read_text())
+    (to / "run.json").write_text(json.dumps({**info, **changes}))
+    return to
 
 
 @pytest.fixture
