@@ -8,6 +8,8 @@ training, the run still saves what it learned and draws it; stopped later, it en
 outright leaves ``running`` in a folder nobody holds: ``record.read_run`` says it died.
 """
 import contextlib
+import errno
+import json
 import math
 import os
 import re
@@ -19,8 +21,8 @@ import time
 from . import machine
 from .config import SEED_LIMIT, Config
 from .failures import EXIT_FAILED, EXIT_OK, EXIT_USAGE, BadInput, Interrupted, describe
-from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSS_PNG, LOSSES, PREDICTIONS_PNG, RUN_JSON,
-                     TENSORBOARD, RunError, checkpoint_digests, lock, read_run, write_json)
+from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSS_PNG, LOSSES, LOSSES_HEADER, PREDICTIONS_PNG,
+                     RUN_JSON, TENSORBOARD, RunError, checkpoint_digests, lock, read_run, write_json)
 
 # The longest paths a run writes inside its folder (seen with strace): the Saver's
 # "model.ckpt-N.data-00000-of-00001.tempstate<up to 20 digits>" (85 characters) and TensorBoard's
@@ -59,7 +61,8 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
         tf = import_quiet_tensorflow()
         folder.write(machine=machine.describe(tf))  # now with whether this TensorFlow is a CUDA build
         if tensorboard:
-            board = TensorBoard(tf, folder)
+            graph = training_graph(tf, config, seed, unroll, portable) if engine == "tf1" else None
+            board = TensorBoard(tf, folder, graph)
         folder.write(stage="training")
         started = time.perf_counter()
         if engine == "tf1":
@@ -173,13 +176,25 @@ def _draw(folder, config, seed, losses, values, unroll):
         folder.add_files([PREDICTIONS_PNG])
 
 
-class TensorBoard:
-    """Every step's loss as a summary under the run's ``tb/`` (no op added to the model's graph)."""
+def training_graph(tf, config, seed, unroll, portable):
+    """The tf1 engine's training graph, built as ``train.prepare`` builds it, to be shown in TensorBoard. (Training
+    builds its own: ``prepare`` seeds everything again first, so this one changes no bit of the run.)"""
+    from .model import build_model
 
-    def __init__(self, tf, folder):
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(seed)
+        build_model(config, unroll=unroll, portable=portable)
+    return graph
+
+
+class TensorBoard:
+    """Every step's loss as a summary under the run's ``tb/``, and ``graph`` if given (no op is added to it)."""
+
+    def __init__(self, tf, folder, graph=None):
         folder.add_files([TENSORBOARD])
         with tf.Graph().as_default():  # a v1 FileWriter refuses to be made under eager execution
-            self.writer = tf.compat.v1.summary.FileWriter(folder.file(TENSORBOARD))
+            self.writer = tf.compat.v1.summary.FileWriter(folder.file(TENSORBOARD), graph=graph)
         self.summary, self.step = tf.compat.v1.Summary, 0
 
     def add(self, loss):
@@ -219,13 +234,14 @@ class RunFolder:
                                             0o666, dir_fd=self._fd)
                 self.files.append(name)
             self.files.append(RUN_JSON)
-            self._append(LOSSES, "epoch,batch,loss\n")
+            self._append(LOSSES, LOSSES_HEADER)
         except BaseException as e:
             for name in self.files:  # what this start made, all of it new (O_EXCL)
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=self._fd)
             self.close()
-            if isinstance(e, NotADirectoryError) or isinstance(e, FileExistsError) and not os.path.isdir(self.path):
+            if isinstance(e, (NotADirectoryError, FileExistsError)) and os.path.lexists(self.path) \
+                    and not os.path.isdir(self.path):  # (a file on the way to it: cannot write there)
                 raise RunError(f"--out {self.path}: a file, not a folder") from None
             if isinstance(e, OSError) and describe(e)[0] == EXIT_USAGE:
                 raise RunError(f"--out {self.path}: cannot write there ({e.strerror})") from None
@@ -263,9 +279,20 @@ class RunFolder:
         self.write()
 
     def write(self, **fields):
-        """Merge ``fields`` into ``run.json`` and replace it whole."""
+        """Merge ``fields`` into ``run.json`` and replace it whole; on a disk too full for the new copy, rewrite it in
+        the room the old one holds (a record of 1.5 KB in a 4 KB block), so that a run ended by a full disk says so
+        rather than ``running`` (which reads as a run that died)."""
         self.info.update(fields)
-        write_json(self.file(RUN_JSON), {**self.info, "files": self.files})
+        data = {**self.info, "files": self.files}
+        try:
+            write_json(self.file(RUN_JSON), data)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not os.path.isfile(self.file(RUN_JSON)):
+                raise
+            with open(self.file(RUN_JSON), "r+") as f:
+                json.dump(data, f, indent=2, allow_nan=False)
+                f.write("\n")
+                f.truncate()
 
     def remove_checkpoint(self):
         for name in os.listdir(self.path):

@@ -1,13 +1,15 @@
-"""The command line end to end: in fresh processes, as a user runs it, or in this one where the process is not
-what is tested."""
+"""The command line end to end: a run writes every file and says what it did; a run without a seed records one that
+replays; bad flags and values are refused in one line before anything is loaded or written. In fresh processes
+where the process is what is tested, in this one otherwise."""
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, TINY_RUN, checked_record, one_error_line, run_cli
 from echo_rnn_tf1.plots import loss_figure, save_figure
 from echo_rnn_tf1.record import read_losses
 
@@ -81,3 +83,117 @@ def test_help_does_not_import_tensorflow_or_matplotlib():
     # Each hyperparameter says what it means (the source's own comment too) and its default; nothing says None.
     assert "隐藏层大小 (default: 4)" in result.stdout and "全部数据一共反复训练次数 (default: 5)" in result.stdout
     assert "(default: None)" not in result.stdout and "(default: False)" not in result.stdout
+
+
+@pytest.mark.slow
+def test_a_run_of_fewer_than_four_windows_a_row_draws_what_it_has(tmp_path, cli):
+    out = tmp_path / "run"
+    result = cli("--total-series-length", 150, "--num-epochs", 1, "--seed", 0, "--out", out)
+    assert result.returncode == 0, result.stderr  # 3 windows a row: the picture shows 3
+    assert checked_record(out)["status"] == "finished" and (out / "predictions.png").exists()
+    assert result.stdout.splitlines()[-1].startswith("Compared with the 2017 run: ")
+
+
+@pytest.mark.slow
+def test_the_largest_seed_works_end_to_end(tmp_path, cli):
+    out = tmp_path / "run"
+    result = cli(*TINY_RUN, "--seed", 2**32 - 1, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert (out / "predictions.png").exists()  # its held-out batch wraps to seed 0
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--num-epochs", 0], "--num-epochs 0: must be a positive integer"),
+    (["--batch-size", -5], "--batch-size -5: must be a positive integer"),
+    (["--state-size", 0], "--state-size 0: must be a positive integer"),
+    (["--truncated-backprop-length", 0], "--truncated-backprop-length 0: must be a positive integer"),
+    (["--num-classes", 1], "--num-classes 1: must be an integer of at least 2"),
+    (["--echo-step", 10], "--echo-step 10: must be an integer from 0 to truncated_backprop_length - 1 (9)"),
+    (["--echo-step", -1], "--echo-step -1: must be an integer from 0 to truncated_backprop_length - 1"),
+    (["--total-series-length", 50005], "--total-series-length 50005: must be a multiple of batch_size * "
+                                       "truncated_backprop_length (50)"),
+    (["--learning-rate", 0], "--learning-rate 0.0: must be a number greater than 0"),
+    (["--learning-rate", "nan"], "--learning-rate nan: must be a number greater than 0"),
+    (["--learning-rate", "inf"], "--learning-rate inf: must be a number greater than 0 and finite in float32"),
+    (["--learning-rate", "1e39"], "--learning-rate 1e+39: must be a number greater than 0 and finite in float32"),
+    (["--learning-rate", "1e-46"], "finite in float32 (from 1.401e-45"),  # 0 in float32
+    (["--batch-size", "five"], "argument --batch-size: invalid int value: 'five'"),
+    (["--learning-rate", "fast"], "argument --learning-rate: invalid float value: 'fast'"),
+    (["--no-such-flag", 1], "unrecognized arguments: --no-such-flag 1"),
+    # the source's variable names, as flags: the flags' spelling as a hint
+    (["--num_epochs", 1], "unrecognized arguments: --num_epochs 1 (did you mean --num-epochs?)"),
+    (["--learning_rate=0.1", 1], "unrecognized arguments: --learning_rate=0.1 1 (did you mean --learning-rate?)"),
+    (["comapre", 1], "no command 'comapre'; the commands are compare, doctor, envelope, evaluate, predict, and "
+                     "without one the flags train a run"),
+    # sizes no computer of today holds (config.py's limits), refused on their face
+    (["--state-size", 10**6], "--state-size 1000000 --num-classes 2 --num-layers 1 --cell basic: 2e+12 weights, "
+                              "more than 1e+08"),
+    (["--num-classes", 10**9], "--num-classes 1000000000 --num-layers 1 --cell basic: 9e+09 weights"),
+    (["--total-series-length", 10**9], "--total-series-length 1000000000: more than 1e+08 bits"),
+    (["--batch-size", 10**7, "--total-series-length", 10**8], "--batch-size 10000000 --truncated-backprop-length "
+                                                              "10: 4e+08 activations a step"),
+    (["--unroll", "--truncated-backprop-length", 1001, "--total-series-length", 5005],
+     "--unroll: a copy of the cell per step of a window of 1001; up to 1000 (without --unroll, any)"),
+    (["--engine", "tf2", "--unroll"], "--unroll: only with --engine tf1"),
+    (["--engine", "tf2", "--portable"], "--portable: only with --engine tf1"),
+    (["--seed", "-1"], "argument --seed: invalid seed -1: must be from 0 to 2**32 - 1"),
+    (["--seed", str(2**32)], "argument --seed: invalid seed 4294967296"),
+    (["--seed", "x"], "argument --seed: invalid seed 'x': not a whole number"),
+    (["envelope", "--seeds", "2", "--first-seed", str(2**32 - 1)],
+     "--first-seed 4294967295 --seeds 2: the last seed would pass"),
+    (["envelope", "--seeds", str(10**11)], f"--first-seed 0 --seeds {10**11}: the last seed would pass"),
+    (["envelope", "--seeds", "0"], "--seeds 0: must be a positive integer"),
+    (["evaluate", "somewhere", "--seed", "-3"], "argument --seed: invalid seed -3"),
+    (["--out", ""], "argument --out: an empty path (leave --out out for a new folder under runs/)"),
+    (["envelope", "--out", ""], "argument --out: an empty path"),
+])
+def test_bad_input_is_refused_in_one_line_before_anything_is_written(tmp_path, cli, monkeypatch, args, says):
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args, *([] if "--out" in args else ["--out", "run"]))
+    assert result.returncode == 2 and result.stdout == ""
+    assert says in one_error_line(result.stderr) and result.stderr.count("\n") == 1, result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written: no run folder, no runs/
+
+
+def test_bad_input_is_refused_before_tensorflow_is_imported():
+    code = ("import sys\nfrom echo_rnn_tf1.cli import main\n"
+            "print(main(['--echo-step', '99']), main(['--state-size', str(10**6)]), 'tensorflow' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)  # (0.3 s without TensorFlow)
+    assert result.stdout.strip() == "2 2 False", result.stderr
+
+
+def test_a_bad_value_is_all_a_real_process_says(tmp_path):
+    # (the cases above run in this process: here a real one's whole output, nothing before or after the line)
+    result = run_cli("--batch-size", "five", "--out", tmp_path / "run")
+    assert result.returncode == 2 and result.stdout == "" and not (tmp_path / "run").exists()
+    assert result.stderr == ("echo_rnn_tf1: error: python -m echo_rnn_tf1: argument --batch-size: invalid int value: "
+                             "'five'\n")
+
+
+def test_an_out_that_cannot_be_a_run_folder_is_refused(tmp_path, cli):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = cli(*TINY_RUN, "--out", blocker / "run")
+    assert result.returncode == 2
+    assert one_error_line(result.stderr) == (f"echo_rnn_tf1: error: --out {blocker / 'run'}: cannot write there "
+                                             f"(Not a directory)")
+    # --out naming a file, and a file given where a run folder goes: said so, the file untouched
+    result = cli(*TINY_RUN, "--out", blocker)
+    assert result.returncode == 2
+    assert one_error_line(result.stderr) == f"echo_rnn_tf1: error: --out {blocker}: a file, not a folder"
+    for args in (["evaluate", blocker], ["predict", blocker, "0110"], ["compare", tmp_path]):
+        result = cli(*args)
+        assert result.returncode == 2
+        assert one_error_line(result.stderr) in (f"echo_rnn_tf1: error: {blocker}: not a run folder (a file)",
+                                                 f"echo_rnn_tf1: error: {tmp_path}: not a run folder (it has no "
+                                                 f"run.json)")
+    assert blocker.read_text() == ""
+    # a name the file system cannot hold, or not UTF-8 (a Latin-1 byte, as a file system may hold: TensorFlow
+    # would fail to save the checkpoint at the end)
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/odd\xffA")
+    for out, says in [(tmp_path / ("x" * 300), "a name in it has 300 bytes; the file system allows 255"),
+                      (odd, "not UTF-8, and TensorFlow saves a checkpoint only under a UTF-8 path")]:
+        result = cli(*TINY_RUN, "--out", out)
+        assert result.returncode == 2 and says in one_error_line(result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
