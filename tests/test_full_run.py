@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import main_in_process
+from conftest import checked_record, main_in_process, one_error_line
 from echo_rnn_tf1.compare import compare
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.logs import logged_points, parse_log, read_reference
@@ -30,6 +30,7 @@ def test_full_default_run_learns_the_echo_and_matches_2017(full_default_run, cli
     assert losses[0] > 0.5                      # untrained: near ln 2 = 0.693
     assert losses[epochs == 4].mean() < 1e-3    # the 2017 run's last epoch: 2.0e-4 to 2.9e-4
     assert lines[-1].startswith("Compared with the 2017 run: MATCH: ")
+    assert checked_record(out)["status"] == "finished"
     assert cli("compare", out).returncode == 0
 
 
@@ -64,5 +65,8 @@ def test_envelope_of_two_seeds(envelope_of_two_seeds, cli):
     assert "1 of 2 seeds match the 2017 run" in result.stdout and "seed 1: NO MATCH" in result.stdout
     assert (out / "envelope.png").read_bytes()[:4] == b"\x89PNG"
     # An envelope is never overwritten.
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     again = cli("envelope", "--seeds", 1, "--out", out)
-    assert again.returncode == 2 and "holds an envelope already" in again.stderr
+    assert again.returncode == 2 and again.stdout == ""
+    assert one_error_line(again.stderr).startswith(f"echo_rnn_tf1: error: --out {out}: ")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -15,9 +15,9 @@ from conftest import ROOT
 from echo_rnn_tf1.config import Config, ConfigError
 from echo_rnn_tf1.data import echo_targets, generate_data
 from echo_rnn_tf1.evaluate import evaluate, model_with_values, predict, score_as_trained, trained_model
-from echo_rnn_tf1.launch import train_run
 from echo_rnn_tf1.model import build_model, trained_variables
-from echo_rnn_tf1.runs import RunWriter, load_run, read_losses
+from echo_rnn_tf1.record import read_losses, read_run
+from echo_rnn_tf1.run import train_run
 from echo_rnn_tf1.train import prepare, run_windows, train
 
 SMALL = Config(total_series_length=20, truncated_backprop_length=5, batch_size=2, echo_step=2)
@@ -206,11 +206,7 @@ def test_bad_variant_flags_are_one_line(tmp_path, cli, flag, value, says):
 def variant_run(request, tmp_path_factory):
     config = Config(num_epochs=2, total_series_length=1000, **FLAGS[request.param])
     out = tmp_path_factory.mktemp(request.param) / "run"
-    run = RunWriter(out)
-    try:
-        assert train_run(run, config, seed=0) == 0
-    finally:
-        run.close()
+    assert train_run(config, seed=0, out=out) == 0
     return config, out
 
 
@@ -218,8 +214,8 @@ def variant_run(request, tmp_path_factory):
 @pytest.mark.xdist_group("variant_run")
 def test_each_flag_trains_and_is_recorded(variant_run):
     config, out = variant_run
-    info, recorded = load_run(out)
-    assert recorded == config and info["status"] == "finished" and info["steps_done"] == 40
+    run = read_run(out)
+    assert run.config == config and run.status == "finished" and run.steps_done == 40
     assert len(read_losses(out / "losses.csv")[2]) == 40 and (out / "predictions.png").exists()
 
 
@@ -254,11 +250,7 @@ LEARNS_EVERY_POSITION = Config(num_epochs=4, total_series_length=10000, carry_st
 def test_a_carried_state_with_series_targets_learns_every_position(tmp_path):
     config = LEARNS_EVERY_POSITION
     out = tmp_path / "run"
-    run = RunWriter(out)
-    try:
-        assert train_run(run, config, seed=0) == 0
-    finally:
-        run.close()
+    assert train_run(config, seed=0, out=out) == 0
     with trained_model(out) as (sess, model, _):
         _, correct = score_as_trained(sess, model, *generate_data(config, np.random.RandomState(5)), config)
     correct = correct.reshape(config.batch_size, config.num_batches, config.truncated_backprop_length)
