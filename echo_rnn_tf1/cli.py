@@ -108,14 +108,16 @@ def compare_parser():
 
 
 def _log_points(path, keep=None, limit=None):
-    """``(the run's record or None for a log file, its logged points)``: a run folder's record is read first, so a
-    damaged one is refused, never read as "no changes"."""
-    from .logs import read_log
-    from .record import LOG, read_run
+    """``(the run's record, or None for a log, its logged points)``: a run folder's record is read first, so a damaged
+    one is refused, never read as "no changes"; a folder with a train.log and no run.json is a log."""
+    from .logs import LogError, read_log
+    from .record import LOG, RUN_JSON, read_run
 
     if not os.path.isdir(path):
         return None, read_log(path, keep, limit)
-    run = read_run(path)
+    run = read_run(path) if os.path.lexists(os.path.join(path, RUN_JSON)) else None
+    if run is None and not os.path.lexists(os.path.join(path, LOG)):
+        raise LogError(f"{path}: a folder without a {LOG}: give a run folder or a log file")
     return run, read_log(os.path.join(path, LOG), keep, limit)
 
 
@@ -280,7 +282,8 @@ def main(argv=None):
     with failures.closed_pipe_safe_streams(), failures.stop_signals_raise() as raised:
         try:
             code = command(argv[1:]) if command else train_command(argv)
-            if raised and code != raised[0].exit_code:  # a signal lost on its way: the command went on to its end
+            if raised and code != raised[0].exit_code and not getattr(raised[0], "handled", False):  # a signal lost
+                # on its way (a library's except BaseException): the command went on to its end
                 raise raised[0]
             return code
         except (Exception, KeyboardInterrupt) as e:

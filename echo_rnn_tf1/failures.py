@@ -41,7 +41,13 @@ class UsageError(BadInput):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line becomes one line and exit code 2 (through ``report``), not usage text."""
+    """argparse, but a bad command line becomes one line and exit code 2 (through ``report``), not usage text; and
+    the command named as the user typed it: ``python -m echo_rnn_tf1``, or the installed ``echo-rnn-tf1``."""
+
+    def __init__(self, prog, **kwargs):
+        if os.path.basename(sys.argv[0]) == "echo-rnn-tf1":
+            prog = prog.replace("python -m echo_rnn_tf1", "echo-rnn-tf1")
+        super().__init__(prog=prog, **kwargs)
 
     def error(self, message):
         if message.startswith("unrecognized arguments: "):  # the source's variable names, as flags: a hint
@@ -230,6 +236,32 @@ def closed_pipe_safe_streams():
             setattr(sys, name, stream)
 
 
+class HeldStops:
+    """While the block runs, a stop signal waits: ``act()``, called where stopping breaks nothing, raises it, and so
+    does the block's end. For what an exception in its middle would break or leave untrue: TensorFlow's import
+    ("ImportError: initialization failed"), and a training step with its record (a signal raised as the step's
+    session call returned left it trained and not recorded). Only the first signal raises, so at most one waits."""
+    active = None  # the one in force, which the handler of ``stop_signals_raise`` asks
+
+    def __enter__(self):
+        self.waiting, self.outer, HeldStops.active = None, HeldStops.active, self
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        HeldStops.active = self.outer
+        if self.outer is not None and self.waiting is not None:  # (nested: the outer block acts on it)
+            self.outer.waiting, self.waiting = self.waiting, None
+        if kind is None:
+            self.act()
+        elif self.waiting is not None:  # the block ended otherwise (a run diverged): the stop asked for is done
+            self.waiting.handled = True
+
+    def act(self):
+        if self.waiting is not None:
+            waiting, self.waiting = self.waiting, None
+            raise waiting
+
+
 @contextlib.contextmanager
 def stop_signals_raise():
     """While the block runs, SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` where the command is, as Ctrl-C raises
@@ -243,14 +275,23 @@ def stop_signals_raise():
     def handler(signum, frame):
         if not raised:
             raised.append(Interrupted(signum))
+            if HeldStops.active is not None:
+                HeldStops.active.waiting = raised[0]
+                return
             raise raised[0]
+
+    def unraisable(hook_args):  # raised where Python cannot pass it on (a finalizer): lost, not printed
+        if not isinstance(hook_args.exc_value, Interrupted):
+            hook(hook_args)
 
     if threading.current_thread() is not threading.main_thread():  # (signals reach the main thread only)
         yield raised
         return
     previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield raised
     finally:
+        sys.unraisablehook = hook
         for s, old in previous.items():
             signal.signal(s, old)

@@ -16,11 +16,10 @@ import re
 import shutil
 import stat
 import sys
-import time
 
 from . import machine
 from .config import SEED_LIMIT, Config
-from .failures import EXIT_FAILED, EXIT_OK, EXIT_USAGE, BadInput, Interrupted, describe
+from .failures import EXIT_FAILED, EXIT_OK, EXIT_USAGE, BadInput, Interrupted, HeldStops, describe
 from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSS_PNG, LOSSES, LOSSES_HEADER, PREDICTIONS_PNG,
                      RUN_JSON, TENSORBOARD, RunError, checkpoint_digests, lock, read_run, write_json)
 
@@ -51,11 +50,15 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
                  portable=portable, versions=machine.versions(), machine=machine.describe())
     losses, board = [], None
 
+    steps = HeldStops()  # a stop signal acts between steps: the weights saved are those of the steps recorded
+
     def on_step(epoch_idx, batch_idx, loss):
         folder.record(epoch_idx, batch_idx, loss)
         losses.append(loss)
         if board is not None:
             board.add(loss)
+        if math.isfinite(loss) and (engine == "tf1" or batch_idx == config.num_batches - 1):  # (tf2: an epoch is
+            steps.act()  # one compiled call; a step that diverged ends training as diverged, stopped or not)
 
     try:
         tf = import_quiet_tensorflow()
@@ -64,16 +67,15 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
             graph = training_graph(tf, config, seed, unroll, portable) if engine == "tf1" else None
             board = TensorBoard(tf, folder, graph)
         folder.write(stage="training")
-        started = time.perf_counter()
         if engine == "tf1":
             from .train import train_values
 
-            values, steps, stopped = train_values(config, seed, folder.log, on_step, unroll, portable)
+            values, trained, stopped, timing = train_values(config, seed, folder.log, on_step, unroll, portable, steps)
         else:
             from . import tf2
 
-            values, steps, stopped = tf2.train_values(config, seed, folder.log, on_step)
-        folder.write(steps_done=len(losses), train_seconds=round(time.perf_counter() - started, 3),
+            values, trained, stopped, timing = tf2.train_values(config, seed, folder.log, on_step, steps)
+        folder.write(steps_done=len(losses), **{name: round(seconds, 3) for name, seconds in timing.items()},
                      final_loss=float(losses[-1]) if losses and math.isfinite(losses[-1]) else None)
         if board is not None:
             board.close(folder)
@@ -89,9 +91,9 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
             folder.write(diverged_at={"epoch": stopped.epoch_idx, "step": stopped.batch_idx, "loss": str(stopped.loss)})
             print(f"echo_rnn_tf1: {stopped}; training stopped", file=sys.stderr)
 
-        trained = status != "diverged" and _save_checkpoint(folder, values, steps)
+        saved = status != "diverged" and _save_checkpoint(folder, values, trained)
         folder.write(stage="pictures")
-        _draw(folder, config, seed, losses, values if trained else None, unroll)
+        _draw(folder, config, seed, losses, values if saved else None, unroll)
         folder.write(status=status, stage="done", cause=cause)
     except Interrupted as e:  # before training, or after it: during the checkpoint or the pictures
         stage = folder.info["stage"]

@@ -13,6 +13,7 @@ Line for line against the faithful graph (``model.py``) and its loop (``train.py
 The series and the initial weights are the faithful graph's for the same seed, so the two engines start
 from the same place and differ only by float rounding.
 """
+import contextlib
 import dataclasses
 import functools
 import math
@@ -223,15 +224,19 @@ def train(config, seed, log=print, on_step=None):
     return run_epochs(engine, windowsX, windowsY, log, on_step)
 
 
-def train_values(config, seed, log=print, on_step=None):
+def train_values(config, seed, log=print, on_step=None, steps=None):
     """Seed, compile and train as ``train`` does; return ``(trained values by variable name, steps trained, why
-    training stopped early or None)``: a ``Diverged``, or the ``KeyboardInterrupt`` of a stop signal. The weights
-    are those at the end of the epoch it came in (an epoch is one compiled call)."""
+    training stopped early or None, {"train_seconds": the loop's, "compile_seconds": XLA's})``: a ``Diverged``, or
+    the ``KeyboardInterrupt`` of a stop signal. ``steps``: a context entered around the training loop alone
+    (``failures.HeldStops``)."""
     engine, windowsX, windowsY = start(config, seed)
-    engine.compile(windowsX, windowsY)
+    compile_seconds = engine.compile(windowsX, windowsY)
+    started = time.perf_counter()
     try:
-        run_epochs(engine, windowsX, windowsY, log, on_step)
+        with steps or contextlib.nullcontext():
+            run_epochs(engine, windowsX, windowsY, log, on_step)
         stopped = None
     except (Diverged, KeyboardInterrupt) as e:
         stopped = e
-    return engine.values(), engine.epochs_trained * engine.config.num_batches, stopped
+    timing = {"train_seconds": time.perf_counter() - started, "compile_seconds": compile_seconds}
+    return engine.values(), engine.epochs_trained * engine.config.num_batches, stopped, timing

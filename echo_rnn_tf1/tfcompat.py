@@ -7,7 +7,6 @@ come from the legacy Keras package, tf-keras of TensorFlow's minor version, and 
 and then wants tf-keras instead of its built-in Keras 2: so it is set only where tf-keras is installed.
 ``tf.contrib`` is gone; ``tf.contrib.rnn.BasicRNNCell`` of TF 1.4 is this same class.
 """
-import concurrent.futures
 import contextlib
 import gc
 import os
@@ -16,7 +15,7 @@ import sys
 import tempfile
 import warnings
 
-from .failures import MachineError
+from .failures import HeldStops, MachineError
 
 LEGACY_KERAS_FROM = (2, 16)  # the first TensorFlow whose tf.keras is Keras 3, so the cells need tf-keras
 
@@ -120,30 +119,23 @@ def import_quiet_tensorflow():
 
     TensorFlow's deprecation notices for the source's API are silenced: using that API is the point here. What
     TensorFlow prints on stderr while loading is held back; any line that is not known start-up noise is passed
-    on, and everything is passed on if loading fails. The loading runs in a thread of its own that is let finish:
-    a stop signal raises in the waiting main thread, never inside TensorFlow's import, which an exception in its
-    middle breaks ("ImportError: initialization failed").
+    on, and everything is passed on if loading fails. A stop signal meanwhile waits for the import's end
+    (``failures.HeldStops``): raised in its middle, it broke it.
     """
     quiet = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "0"
     warnings.filterwarnings("ignore", message=r".*tf\.nn\.rnn_cell\.\w+. is deprecated", category=UserWarning)
     if not quiet or "tensorflow" in sys.modules:
         tf = import_tensorflow()
     else:
-        with concurrent.futures.ThreadPoolExecutor(1) as thread:
-            tf = thread.submit(_import_holding_stderr).result()
+        held = []
+        try:
+            with HeldStops(), _held_stderr(held):  # a stop signal waits for the import's end
+                tf = import_tensorflow()
+        except Exception:  # a failure to load: everything it printed may tell why
+            sys.stderr.write("".join(held))
+            raise
+        sys.stderr.write("".join(line for line in held if not _LOADING_NOISE.search(line)))
     tf.get_logger().setLevel("ERROR")
-    return tf
-
-
-def _import_holding_stderr():
-    held = []
-    try:
-        with _held_stderr(held):
-            tf = import_tensorflow()
-    except Exception:  # a failure to load: everything it printed may tell why
-        sys.stderr.write("".join(held))
-        raise
-    sys.stderr.write("".join(line for line in held if not _LOADING_NOISE.search(line)))
     return tf
 
 

@@ -1,7 +1,9 @@
 """Training (训练模型): seed as the source's header would, build, and run one batch per session call."""
+import contextlib
 import math
 import random
 import secrets
+import time
 
 import numpy as np
 
@@ -147,24 +149,28 @@ def train(config, seed, log=print, on_step=None, unroll=False, portable=False):
         return run_training(sess, model, inputs_value, targets_value, config, log, on_step)
 
 
-def train_values(config, seed, log=print, on_step=None, unroll=False, portable=False):
+def train_values(config, seed, log=print, on_step=None, unroll=False, portable=False, steps=None):
     """Seed, build and train as ``train`` does; return ``(trained values by variable name, steps trained, why
-    training stopped early or None)``: a ``Diverged``, or the ``KeyboardInterrupt`` of a stop signal, caught
-    between steps so that what was learned so far can still be saved."""
+    training stopped early or None, {"train_seconds": the loop's})``: a ``Diverged``, or the ``KeyboardInterrupt``
+    of a stop signal, caught between steps so that what was learned so far can still be saved. ``steps``: a context
+    entered around the training loop alone (``failures.HeldStops``)."""
     tf = import_tensorflow()
     graph, model, inputs_value, targets_value = prepare(config, seed, unroll, portable)
-    steps = []
+    done = []
 
     def counted(epoch_idx, batch_idx, loss):
-        steps.append(batch_idx)
+        done.append(batch_idx)
         if on_step is not None:
             on_step(epoch_idx, batch_idx, loss)
 
     with session(graph, portable) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
+        started = time.perf_counter()
         try:
-            run_training(sess, model, inputs_value, targets_value, config, log, counted)
+            with steps or contextlib.nullcontext():
+                run_training(sess, model, inputs_value, targets_value, config, log, counted)
             stopped = None
         except (Diverged, KeyboardInterrupt) as e:
             stopped = e
-        return sess.run(trained_variables(graph)), len(steps), stopped
+        timing = {"train_seconds": time.perf_counter() - started}
+        return sess.run(trained_variables(graph)), len(done), stopped, timing

@@ -186,8 +186,8 @@ def test_an_out_that_cannot_be_a_run_folder_is_refused(tmp_path, cli):
         result = cli(*args)
         assert result.returncode == 2
         assert one_error_line(result.stderr) in (f"echo_rnn_tf1: error: {blocker}: not a run folder (a file)",
-                                                 f"echo_rnn_tf1: error: {tmp_path}: not a run folder (it has no "
-                                                 f"run.json)")
+                                                 f"echo_rnn_tf1: error: {tmp_path}: a folder without a train.log: "
+                                                 f"give a run folder or a log file")
     assert blocker.read_text() == ""
     # a name the file system cannot hold, or not UTF-8 (a Latin-1 byte, as a file system may hold: TensorFlow
     # would fail to save the checkpoint at the end)
