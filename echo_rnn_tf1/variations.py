@@ -3,19 +3,24 @@
 Each variant is a ``Config`` that changes the source in one place. ``measure`` trains it for a few seeds (in
 this process, one graph each), then evaluates each trained net on a fresh series fed as it was trained, and
 keeps what ``notebooks/variations.ipynb`` tabulates and draws: every step's loss, the steps until the loss stays
-under ``LEARNED``, the final loss, and the accuracy at each position of the window.
+under ``LEARNED``, the final loss, the accuracy at each position of the window, and the memory: how well a linear
+probe reads the input ``k`` steps back from the state, lag by lag (``memory.memory``: for an LSTM the state probed is
+``h``, for stacked layers the last layer's; a carried state's lags reach across windows).
 """
 import collections
+import time
 
 import numpy as np
 
 from .config import Config
 from .evaluate import evaluate_model, model_with_values
+from .memory import DATA_SEED, memory, memory_lags
 from .model import trained_variables
 from .tfcompat import import_quiet_tensorflow
 from .train import prepare, run_training, session
 
 LEARNED = 0.01  # a loss that stays under this has learned the echo (the no-memory plateau is 0.485)
+EXACT = 0.995  # a lag the probe reads at least this well is held without error: at most 1 in 200 wrong
 FINAL_STEPS = 100  # the final loss is the mean of the last this many steps: one step's loss is noisy
 
 # The questions, each a change from the source (a row of the page).
@@ -39,7 +44,7 @@ HARDER = {
 }
 
 Result = collections.namedtuple("Result", ["seed", "losses", "steps_to_learn", "final_loss", "accuracy",
-                                           "accuracy_by_position"])
+                                           "accuracy_by_position", "memory"])  # memory: at memory_lags(config)
 
 
 def steps_to_learn(losses, num_batches, level=LEARNED):
@@ -59,8 +64,8 @@ def steps_to_learn(losses, num_batches, level=LEARNED):
 
 
 def train_and_evaluate(config, seed, eval_seed):
-    """Train ``config`` with ``seed`` as the CLI does (no run folder), then evaluate it on the fresh series of
-    ``eval_seed``, fed as it was trained; return a ``Result``."""
+    """Train ``config`` with ``seed`` as the CLI does (no run folder), then evaluate it and probe its memory on the
+    fresh series of ``eval_seed``, fed as it was trained; return a ``Result``."""
     tf = import_quiet_tensorflow()
     graph, model, inputs_value, targets_value = prepare(config, seed)
     with session(graph) as sess:
@@ -69,13 +74,26 @@ def train_and_evaluate(config, seed, eval_seed):
         values = sess.run(trained_variables(graph))
     with model_with_values(config, values) as (sess, inference):
         report = evaluate_model(sess, inference, config, eval_seed)
+        remembered = memory(sess, inference, config, eval_seed)
     return Result(seed, losses, steps_to_learn(losses, config.num_batches), float(losses[-FINAL_STEPS:].mean()),
-                  report["accuracy"], np.array(report["accuracy_by_position"]))
+                  report["accuracy"], np.array(report["accuracy_by_position"]), remembered)
 
 
-def measure(config, seeds, eval_seed=12345):
+def measure(config, seeds, eval_seed=DATA_SEED):
     """``train_and_evaluate`` for each seed; every seed's net is evaluated on the same fresh series."""
     return [train_and_evaluate(config, seed, eval_seed) for seed in seeds]
+
+
+def measure_rows(base, rows, seeds, log=print):
+    """``{name: (config, measure(config, seeds))}`` for each of ``rows`` (``{name: changes from base}``), in order;
+    ``log`` gets a line for each, with the seconds it took."""
+    results = {}
+    for name, changes in rows.items():
+        start = time.perf_counter()
+        config = variant(base, changes)
+        results[name] = (config, measure(config, seeds))
+        log(f"{name:<34} {len(seeds)} seeds in {time.perf_counter() - start:5.1f} s")
+    return results
 
 
 def variant(base, changes):
@@ -100,15 +118,29 @@ def table(results_by_row):
     return "\n".join(lines)
 
 
+def memory_summary(results_by_row):
+    """A markdown table, a row per variant (all of one ``echo_step``), of the memory measured: the lags every seed's
+    state holds without error (the probe right at least ``EXACT`` of the time), the probe at the echo's lag seed by
+    seed, and the lowest and highest of the seeds' probe at the older lags."""
+    echo_step = next(config.echo_step for config, _ in results_by_row.values())
+    lines = [f"| variant | lags every seed holds without error (≥ {100 * EXACT:g} %) | the echo's lag, {echo_step}: seed "
+             f"by seed | older lags: lowest to highest |", "|---|---|---|---|"]
+    for name, (config, results) in results_by_row.items():
+        accuracy = np.array([r.memory for r in results])  # [seeds, lags]
+        exact = np.flatnonzero((accuracy >= EXACT).all(axis=0))
+        older = accuracy[:, config.echo_step + 1:]
+        older = older[np.isfinite(older)]  # (NaN: a lag no window reaches)
+        lines.append(f"| {name} | {', '.join(map(str, exact)) or 'none'} | "
+                     f"{', '.join(f'{a:.3f}' for a in accuracy[:, config.echo_step])} | "
+                     f"{older.min():.2f} to {older.max():.2f} |")
+    return "\n".join(lines)
+
+
 def losses_figure(results_by_row, columns=3, smooth=20, title=None):
     """A panel per variant: each seed's loss by step (a running mean over ``smooth`` steps), log scale, with the
     ``LEARNED`` level and the epochs marked."""
-    from matplotlib.figure import Figure
-
     names = list(results_by_row)
-    rows = -(-len(names) // columns)
-    fig = Figure(figsize=(3.6 * columns, 2.5 * rows + 1.0), layout="constrained")
-    axes = fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    fig, axes = _panels(names, columns, 2.5)
     for ax, name in zip(axes, names):
         config, results = results_by_row[name]
         for result in results:
@@ -120,8 +152,6 @@ def losses_figure(results_by_row, columns=3, smooth=20, title=None):
         ax.axhline(LEARNED, color="0.4", ls=":", lw=1)
         ax.set_yscale("log")
         ax.set_title(name, fontsize=10)
-    for ax in axes[len(names):]:
-        ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="lower left")
     fig.supxlabel(f"step ({names and results_by_row[names[0]][0].num_batches} per epoch)")
     fig.supylabel(f"batch loss, running mean of {smooth} steps")
@@ -130,7 +160,55 @@ def losses_figure(results_by_row, columns=3, smooth=20, title=None):
     return fig
 
 
-def accuracy_figure(results_by_row, title="Accuracy by position in the window, fresh data (lowest seed)"):
+def memory_figure(results_by_row, columns=3, title=None):
+    """A panel per variant: each seed's memory, the probe's accuracy by lag (``memory.memory``), with the echo's lag
+    and chance marked; in the other panels, the first variant's mean over its seeds in grey, to compare with."""
+    names = list(results_by_row)
+    fig, axes = _panels(names, columns, 2.2)
+    first_config, first_results = results_by_row[names[0]]
+    first_mean = np.mean([r.memory for r in first_results], axis=0)
+    for ax, name in zip(axes, names):
+        config, results = results_by_row[name]
+        if name != names[0]:
+            ax.plot(memory_lags(first_config), first_mean, color="0.75", lw=3, zorder=0,
+                    label=f"{names[0]}, mean of the seeds")
+        for result in results:
+            ax.plot(memory_lags(config), result.memory, "o-", ms=3, lw=0.8, label=f"seed {result.seed}")
+        ax.axvline(config.echo_step, color="tab:red", lw=1, alpha=0.6)
+        ax.axhline(0.5, color="0.5", ls=":", lw=1)
+        ax.set_xticks(memory_lags(config))
+        ax.set_ylim(0.4, 1.04)
+        ax.set_title(name + probed(config), fontsize=10)
+    fig.legend(*axes[min(1, len(axes) - 1)].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
+    fig.supxlabel("lag k: the input k steps back (0: the current input); red: the echo's lag; dotted: chance")
+    fig.supylabel("accuracy of a linear probe")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def probed(config):
+    """For a title: what ``memory.memory`` reads where it is not the whole state (``""`` for one basic or GRU cell)."""
+    what = "h probed, not c" if config.cell == "lstm" else ""
+    if config.num_layers > 1:
+        what = f"{what or 'probed'}: the last layer"
+    return f" ({what})" if what else ""
+
+
+def _panels(names, columns, height):
+    """A figure with a panel for each of ``names``, ``columns`` to a row, sharing both axes; ``(fig, panels)``."""
+    from matplotlib.figure import Figure
+
+    rows = -(-len(names) // columns)
+    fig = Figure(figsize=(3.6 * columns, height * rows + 1.0), layout="constrained")
+    axes = fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    return fig, axes[:len(names)]
+
+
+def accuracy_figure(results_by_row, title="Accuracy by position in the window, fresh data: at each position, the "
+                                          "lowest of the seeds"):
     """A heat map: a row per variant, a column per position of the window, the lowest accuracy over the seeds."""
     from matplotlib.figure import Figure
 

@@ -1,14 +1,17 @@
-"""The page of measured variants, notebooks/variations.ipynb: its measure on hand-computed cases, a headless run
-with short runs, and its committed outputs a full run of this code."""
+"""The page of measured variants, notebooks/variations.ipynb: its measure on hand-computed cases and against the
+memory probe, a headless run with short runs, and its committed outputs a full run of this code."""
+import dataclasses
 import os
 import re
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
-from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.config import TINY, Config
+from echo_rnn_tf1.memory import DATA_SEED, memory_lags, memory_table
 from echo_rnn_tf1.record import read_losses
-from echo_rnn_tf1.variations import FINAL_STEPS, HARDER, ROWS, steps_to_learn
+from echo_rnn_tf1.variations import FINAL_STEPS, HARDER, ROWS, memory_figure, probed, steps_to_learn, train_and_evaluate
 
 NOTEBOOK = os.path.join(ROOT, "notebooks", "variations.ipynb")
 FULL = {"num_epochs": "3", "hard_epochs": "10", "seeds": "[0, 1, 2]", "total_series_length": "50000"}
@@ -22,6 +25,31 @@ def test_steps_to_learn_by_hand():
     assert steps_to_learn([0.5, 0.005, 0.005, 0.005, 0.2, 0.005, 0.005, 0.05], 4) is None
     assert steps_to_learn([0.001] * 8, 4) == 0
     assert steps_to_learn([0.5, 0.005, 0.02, 0.005], 1) == 3  # one step an epoch: every step counts
+
+
+@pytest.fixture(scope="module")
+def tiny_results():
+    """The source and a carried-state LSTM, TINY (2 epochs of 100 steps), seed 0, measured."""
+    configs = {"source": TINY, "LSTM, carried state": dataclasses.replace(TINY, cell="lstm", carry_state=True)}
+    return {name: (config, [train_and_evaluate(config, 0, DATA_SEED)]) for name, config in configs.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["source", "LSTM, carried state"])
+def test_the_memory_measured_is_the_probes_of_the_trained_net(tiny_results, name):
+    # memory_table trains the same seed the same way in this process: the same bits, so the same probe to the bit
+    config, (result,) = tiny_results[name]
+    assert result.memory.shape == memory_lags(config).shape
+    np.testing.assert_array_equal(result.memory, memory_table(config, 0).trained.accuracy)
+
+
+@pytest.mark.slow
+def test_the_memory_figure_has_a_panel_per_variant_a_line_per_seed_and_the_first_to_compare(tiny_results):
+    panels = [ax for ax in memory_figure(tiny_results, title="memory").axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["source", "LSTM, carried state (h probed, not c)"]
+    assert [len(ax.get_lines()) for ax in panels] == [1 + 2, 2 + 2]  # seeds (+ the first's mean), echo, chance
+    np.testing.assert_array_equal(panels[1].get_lines()[0].get_ydata(), tiny_results["source"][1][0].memory)
+    assert probed(dataclasses.replace(TINY, num_layers=2)) == " (probed: the last layer)" and probed(TINY) == ""
 
 
 def read_page():
@@ -41,6 +69,10 @@ def parameters(nb):
 
 def outputs(nb, kind):
     return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if kind(o)]
+
+
+def stdout(nb):
+    return "".join(o.text for o in outputs(nb, lambda o: o.output_type == "stream" and o.name == "stdout"))
 
 
 def tables(nb):
@@ -70,10 +102,13 @@ def short_run():
 @pytest.mark.slow
 def test_the_page_runs_headless_with_short_runs(short_run):
     assert not outputs(short_run, lambda o: o.output_type == "error")
-    assert images(short_run) == 4  # loss and accuracy, for the variants and for the harder task
-    variants, hard = tables(short_run)
+    assert images(short_run) == 6  # loss, accuracy and memory, for the variants and for the harder task
+    variants, variants_memory, hard, hard_memory = tables(short_run)
     assert all(table_row(variants, name)[1] in ("never", *map(str, range(21))) for name in ROWS)
     assert [table_row(hard, name)[0] for name in HARDER] == list(HARDER)
+    assert [table_row(variants_memory, name)[0] for name in ROWS] == list(ROWS)
+    assert [table_row(hard_memory, name)[0] for name in HARDER] == list(HARDER)
+    assert "This page ran in " in stdout(short_run)
 
 
 @pytest.mark.slow
@@ -83,12 +118,13 @@ def test_committed_page_is_a_full_run_of_this_code(full_default_run):
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1))  # run top to bottom, once
     assert parameters(nb) == FULL
-    assert images(nb) == 4 and not outputs(nb, lambda o: o.output_type == "error")
-    stdout = "".join(o.text for o in outputs(nb, lambda o: o.output_type == "stream" and o.name == "stdout"))
-    assert re.search(r"^\d{4}-\d\d-\d\d \| .+ cores?, oneDNN .+ \| TensorFlow ", stdout, re.M)  # when and where
-    variants, hard = tables(nb)
+    assert images(nb) == 6 and not outputs(nb, lambda o: o.output_type == "error")
+    assert re.search(r"^\d{4}-\d\d-\d\d \| TensorFlow \d.*\n.+ cores?, oneDNN ", stdout(nb), re.M)  # when and where
+    variants, variants_memory, hard, hard_memory = tables(nb)
     assert [table_row(variants, name)[0] for name in ROWS] == list(ROWS)
     assert [table_row(hard, name)[0] for name in HARDER] == list(HARDER)
+    assert [table_row(variants_memory, name)[0] for name in ROWS] == list(ROWS)
+    assert [table_row(hard_memory, name)[0] for name in HARDER] == list(HARDER)
 
     # The source's row, seed 0, again on this machine: the first epochs of conftest's full_default_run (seed 0 of
     # the source's defaults; measure trains the same, for fewer epochs). Seed 0's losses agree across machines to
