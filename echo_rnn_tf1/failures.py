@@ -8,6 +8,7 @@ Exit codes, the same for every command:
 - 3 the machine failed us: out of memory, disk full, an I/O error (``MachineError``, MemoryError, ENOSPC, EIO);
 - 4 a bug in echo_rnn_tf1: any other exception. Not 1, which would read as a verdict; the line says it is an
   internal error, and ``ECHO_RNN_TF1_TRACEBACK=1`` prints the traceback too;
+- 5 a package is missing or of another version (``PackageError``, or a module of one not found);
 - 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP), as the shell reports a death by that signal.
 
 Nothing heavy is imported here.
@@ -23,7 +24,8 @@ import sys
 import threading
 import traceback
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MACHINE, EXIT_BUG = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MACHINE, EXIT_BUG, EXIT_PACKAGES = 0, 1, 2, 3, 4, 5
+PACKAGES = {"tensorflow": "tensorflow", "tf_keras": "tf-keras", "numpy": "numpy", "matplotlib": "matplotlib"}
 TRACEBACK_VARIABLE = "ECHO_RNN_TF1_TRACEBACK"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C; kill; the terminal closed (ssh gone)
 
@@ -55,6 +57,11 @@ class Parser(argparse.ArgumentParser):
             known = [flag for flag in flags if flag in self._option_string_actions]
             message += f" (did you mean {' '.join(known)}?)" if known else ""
         raise UsageError(f"{self.prog}: {message}")
+
+
+class PackageError(Exception):
+    """The installed packages cannot run the command (exit code 5): one is missing, of another version, or was
+    loaded the wrong way; the message says which, and what to install or do."""
 
 
 class MachineError(Exception):
@@ -95,6 +102,11 @@ def describe(error):
         if failure:
             return EXIT_MACHINE, f"{failure}: {where}{what}"
         return EXIT_USAGE, f"{where}{what}"
+    if isinstance(error, PackageError):
+        return EXIT_PACKAGES, _escaped(error)
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in PACKAGES:
+        package = PACKAGES[error.name.split(".")[0]]
+        return EXIT_PACKAGES, f"{package} is not installed (pip install -r requirements.txt installs what is needed)"
     if isinstance(error, ImportError) and "failed to map segment" in str(error):  # the loader's ENOMEM (ulimit -v)
         return EXIT_MACHINE, f"out of memory (loading {_one_line(error)})"
     tensorflow_failure = _tensorflow_machine_failure(error)

@@ -97,11 +97,18 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
         folder.write(status=status, stage="done", cause=cause)
     except Interrupted as e:  # before training, or after it: during the checkpoint or the pictures
         stage = folder.info["stage"]
+        if stage == "start":  # nothing trained, nothing to keep: nothing in the way of a retry
+            folder.discard()
+            print(f"echo_rnn_tf1: {e} received during the start; stopped, nothing kept", file=sys.stderr)
+            return e.exit_code
         folder.write(status="interrupted", cause=f"{e} during the {stage}, after {len(losses)} steps",
                      steps_done=len(losses))
         print(f"echo_rnn_tf1: {e} received during the {stage}; stopped", file=sys.stderr)
         return e.exit_code
     except BaseException as e:
+        if folder.info["stage"] == "start":  # nothing trained, nothing to keep: nothing in the way of a retry
+            folder.discard()
+            raise
         with contextlib.suppress(Exception):  # (a full disk, say: the failure itself is what gets reported)
             folder.write(status="failed", cause=describe(e)[1], steps_done=len(losses))
         raise
@@ -224,6 +231,7 @@ class RunFolder:
         check_folder_path(self.path)
         self.info, self.files, self._fd, self._lines = {}, [], None, {}
         try:
+            self.made = not os.path.isdir(self.path)
             os.makedirs(self.path, exist_ok=True)
             self._fd = lock(self.path)
             if force:
@@ -295,6 +303,16 @@ class RunFolder:
                 json.dump(data, f, indent=2, allow_nan=False)
                 f.write("\n")
                 f.truncate()
+
+    def discard(self):
+        """Remove the run's files, and the folder if this run made it."""
+        for name in reversed(self.files):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.file(name)) if os.path.isdir(self.file(name)) else os.remove(self.file(name))
+        self.files = []
+        if self.made:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.path)
 
     def remove_checkpoint(self):
         for name in os.listdir(self.path):

@@ -15,16 +15,16 @@ import sys
 import tempfile
 import warnings
 
-from .failures import HeldStops, MachineError
+from .failures import HeldStops, PackageError
 
 LEGACY_KERAS_FROM = (2, 16)  # the first TensorFlow whose tf.keras is Keras 3, so the cells need tf-keras
 
 _freeze_on_import = False  # (freeze_on_import)
 
 
-class LegacyKerasError(MachineError):
-    """The TF1 RNN cells are unavailable (exit code 3: this TensorFlow lacks what the source needs); the message
-    says why and what to install or change."""
+class LegacyKerasError(PackageError):
+    """The TF1 RNN cells are unavailable (exit code 5: the installed packages lack what the source needs); the
+    message says why and what to install or change."""
 
 
 def prefer_legacy_keras():

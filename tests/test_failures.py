@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, TINY_RUN, one_error_line
 from echo_rnn_tf1 import cli
-from echo_rnn_tf1.failures import TRACEBACK_VARIABLE, BadInput, Interrupted, MachineError, describe
+from echo_rnn_tf1.failures import TRACEBACK_VARIABLE, BadInput, Interrupted, MachineError, PackageError, describe
 
 PASTED_2017 = os.path.join(ROOT, "tests", "data", "pasted_2017.txt")
 
@@ -46,6 +46,11 @@ def _raising(error):
     (BadInput("runs/two\nlines: no such run folder"), 2, "error: runs/two\\nlines: no such run folder"),
     (FileNotFoundError(errno.ENOENT, "No such file or directory", "two\nlines.log"), 2,
      "error: two\\nlines.log: No such file or directory"),
+    # a package missing, or of another version: the environment, not the input nor the machine
+    (ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib"), 5,
+     "error: matplotlib is not installed (pip install -r requirements.txt installs what is needed)"),
+    (PackageError("tf-keras 2.20.0 does not fit TensorFlow 2.21.0"), 5, "error: tf-keras 2.20.0 does not fit"),
+    (ModuleNotFoundError("No module named 'nothing_of_ours'", name="nothing_of_ours"), 4, "internal error"),
 ])
 def test_every_failure_is_one_line_with_its_exit_code(monkeypatch, capsys, error, code, says):
     monkeypatch.setitem(cli.COMMANDS, "compare", _raising(error))

@@ -55,9 +55,11 @@ def test_without_tf_keras_the_cli_says_which_to_install_in_one_line(tmp_path):
     result = python(code)
     wanted = "{}.{}.*".format(*tensorflow_minor())
     errors = [line for line in result.stderr.splitlines() if line.startswith("echo_rnn_tf1: error:")]
-    assert result.returncode == 3, result.stderr
+    assert result.returncode == 5, result.stderr  # (a package missing: docs/commands.md)
     assert len(errors) == 1 and errors[0].endswith(f"which is not installed; install tf-keras=={wanted}"), result.stderr
     assert "Traceback" not in result.stderr
+    # A start that failed before training leaves nothing in the way of the retry once tf-keras is installed.
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.skipif(tensorflow_minor() >= LEGACY_KERAS_FROM, reason="TensorFlow 2.15 and older only (Keras 2 built in)")
