@@ -66,7 +66,7 @@ def source_loop(sess, model, inputs_value, targets_value, config):
 def child(variant, epochs):
     """Train one epoch, then time ``epochs`` more, in this process; print JSON: the first epoch's digest, seconds."""
     from echo_rnn_tf1.config import Config
-    from echo_rnn_tf1.run import RunFolder
+    from echo_rnn_tf1.folder import RunFolder
     from echo_rnn_tf1.tfcompat import import_quiet_tensorflow
     from echo_rnn_tf1.train import prepare, run_training, session
 

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import failures
+from . import failures, streams
 from .config import CHOICES, MEANING, Config, folder_type, seed_type
 from .failures import EXIT_FAILED, EXIT_OK, Parser, UsageError
 from .tfcompat import freeze_on_import
@@ -167,6 +167,7 @@ def evaluate_parser():
 
 def evaluate_command(argv):
     args = evaluate_parser().parse_args(argv)
+    from . import memory
     from .data import zeroed_positions
     from .evaluate import evaluate, how_fed
     from .record import read_run
@@ -175,7 +176,8 @@ def evaluate_command(argv):
 
     config = read_run(args.run).config  # refuse a folder that is not a run before loading TensorFlow
     import_quiet_tensorflow()
-    result = evaluate(args.run, args.seed if args.seed is not None else draw_seed())
+    seed = args.seed if args.seed is not None else draw_seed()
+    result = {**evaluate(args.run, seed), "memory": memory.of_run(args.run, seed)}
     if args.json:
         print(json.dumps(result, allow_nan=False))
         return EXIT_OK
@@ -188,12 +190,12 @@ def evaluate_command(argv):
     print("position  " + " ".join(f"{i:>6}" for i in positions))
     print("target    " + " ".join(f"{'0' if i < zeroed_positions(config) else 'echo':>6}" for i in positions))
     print("accuracy  " + " ".join(f"{100 * a:>6.2f}" for a in result["accuracy_by_position"]))
-    memory = result["memory"]
-    print(f"memory: how well the input k steps back can be read from the state ({memory['probe']}; "
+    remembers = result["memory"]
+    print(f"memory: how well the input k steps back can be read from the state ({remembers['probe']}; "
           f"the same series)")
-    print("lag k     " + " ".join(f"{k:>6}" for k in memory["lags"]))
+    print("lag k     " + " ".join(f"{k:>6}" for k in remembers["lags"]))
     for name in ("untrained", "trained"):
-        print(f"{name:<10}" + " ".join("     -" if a is None else f"{100 * a:>6.1f}" for a in memory[name]))
+        print(f"{name:<10}" + " ".join("     -" if a is None else f"{100 * a:>6.1f}" for a in remembers[name]))
     return EXIT_OK
 
 
@@ -209,7 +211,7 @@ def predict_parser():
 
 def predict_command(argv):
     args = predict_parser().parse_args(argv)
-    from .evaluate import bit_windows, predict, targets_in_words
+    from .evaluate import bit_windows, predict, prediction_lines
     from .record import read_run
     from .tfcompat import import_quiet_tensorflow
 
@@ -220,22 +222,8 @@ def predict_command(argv):
     if args.json:
         print(json.dumps(result))
         return EXIT_OK
-    length = config.truncated_backprop_length
-    step = max(1, 72 // (length + 1)) * length  # whole windows per line
-
-    def spaced(text):
-        return " ".join(text[i:i + length] for i in range(0, len(text), length))
-
-    for start in range(0, len(result["input"]), step):
-        for name in ("input", "target", "prediction"):
-            print(f"{name:<11} " + spaced(result[name][start:start + step]))
-        wrong = "".join(" " if a == b else "^" for a, b in zip(result["target"][start:start + step],
-                                                                 result["prediction"][start:start + step]))
-        if wrong.strip():
-            print(f"{'wrong':<11} " + spaced(wrong))
-        print()
-    right = sum(a == b for a, b in zip(result["target"], result["prediction"]))
-    print(f"{right} of {len(result['target'])} bits as trained: {targets_in_words(config)}")
+    for line in prediction_lines(result, config):
+        print(line)
     return EXIT_OK
 
 
@@ -274,12 +262,12 @@ def main(argv=None):
     Without ``argv``, this is the process's entry point."""
     entry_point = argv is None
     if entry_point:
-        failures.open_standard_streams()
+        streams.open_standard_streams()
         os.environ["MPLBACKEND"] = "agg"  # the commands only write picture files: whatever backend is asked for
         freeze_on_import()
     argv = sys.argv[1:] if argv is None else list(argv)
     command = COMMANDS.get(argv[0]) if argv else None
-    with failures.closed_pipe_safe_streams(), failures.stop_signals_raise() as raised:
+    with streams.closed_pipe_safe_streams(), failures.stop_signals_raise() as raised:
         try:
             code = command(argv[1:]) if command else train_command(argv)
             if raised and code != raised[0].exit_code and not getattr(raised[0], "handled", False):  # a signal lost

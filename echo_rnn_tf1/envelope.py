@@ -21,7 +21,7 @@ from .failures import EXIT_OK, Interrupted, MachineError, Parser, machine_failur
 from .logs import logged_points
 from .machine import usable_cores
 from .record import RunError, atomic_write, lock, write_csv, write_json
-from .run import check_folder_path
+from .folder import check_folder_path
 
 SEEDS_LIMIT = 10**6  # 5000 float32 losses a seed kept to the end, and the band's copy: 40 GB (193 MiB at 10,000 seeds)
 FILES = ("envelope.csv", "seeds.csv", "losses.npy", "reference_percentiles.csv", "envelope.png", "envelope.json")

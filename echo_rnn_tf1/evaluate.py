@@ -165,19 +165,9 @@ def fresh_windows(config, seed):
 
 def evaluate(run_dir, seed):
     """Loss and accuracy of a trained run on a fresh series drawn with ``seed`` (the training recipe, new numbers),
-    fed as the run was trained (see ``evaluate_model``); and its memory (``memory.memory``), trained and as its
-    seed started, on the same series."""
-    from . import memory
-
-    run = read_run(run_dir)
+    fed as the run was trained (see ``evaluate_model``)."""
     with trained_model(run_dir) as (sess, model, config):
-        result = evaluate_model(sess, model, config, seed)
-        trained = memory.memory(sess, model, config, seed)
-    untrained = memory.probe(config, memory.starting_values(config, run.seed), seed).accuracy
-    as_json = lambda accuracy: [None if np.isnan(a) else float(a) for a in accuracy]  # noqa: E731 (no NaN in JSON)
-    result["memory"] = {"probe": memory.PROBE, "lags": memory.memory_lags(config).tolist(),
-                        "untrained": as_json(untrained), "trained": as_json(trained)}
-    return result
+        return evaluate_model(sess, model, config, seed)
 
 
 def evaluate_model(sess, model, config, seed):
@@ -247,3 +237,24 @@ def predict(run_dir, bits):
     return {"input": bits,
             "target": "".join(map(str, targets)),
             "prediction": "".join(map(str, predictions.argmax(axis=-1).reshape(-1)))}
+
+
+def prediction_lines(result, config):
+    """``predict``'s result for people: input, target and prediction window by window, a line of whole windows each
+    (``^`` under a wrong bit), then the count of right bits."""
+    length = config.truncated_backprop_length
+    step = max(1, 72 // (length + 1)) * length  # whole windows per line
+
+    def spaced(text):
+        return " ".join(text[i:i + length] for i in range(0, len(text), length))
+
+    for start in range(0, len(result["input"]), step):
+        for name in ("input", "target", "prediction"):
+            yield f"{name:<11} " + spaced(result[name][start:start + step])
+        wrong = "".join(" " if a == b else "^" for a, b in zip(result["target"][start:start + step],
+                                                                 result["prediction"][start:start + step]))
+        if wrong.strip():
+            yield f"{'wrong':<11} " + spaced(wrong)
+        yield ""
+    right = sum(a == b for a, b in zip(result["target"], result["prediction"]))
+    yield f"{right} of {len(result['target'])} bits as trained: {targets_in_words(config)}"

@@ -114,6 +114,21 @@ def starting_values(config, seed):
         return sess.run(trained_variables(graph))
 
 
+def of_run(run_dir, seed=DATA_SEED):
+    """A run folder's memory, for ``evaluate``: ``{"probe", "lags", "untrained", "trained"}``, the accuracies as
+    lists (None for NaN: JSON has none), the trained net and the one its seed started from, on the fresh series of
+    ``seed``."""
+    from .evaluate import trained_model
+    from .record import read_run
+
+    with trained_model(run_dir) as (sess, model, config):
+        trained = memory(sess, model, config, seed)
+    untrained = probe(config, starting_values(config, read_run(run_dir).seed), seed).accuracy
+    as_json = lambda accuracy: [None if np.isnan(a) else float(a) for a in accuracy]  # noqa: E731
+    return {"probe": PROBE, "lags": memory_lags(config).tolist(), "untrained": as_json(untrained),
+            "trained": as_json(trained)}
+
+
 def memory_table(config, seed, data_seed=DATA_SEED):
     """A ``Memory``: the net of ``seed`` probed as initialized (the weights training starts from) and after training
     ``config`` as the CLI does, both on the fresh series of ``data_seed``."""

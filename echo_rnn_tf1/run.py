@@ -5,31 +5,19 @@ line at a time, so a killed run leaves every row it had. However the run ends, `
 (running, finished, diverged, interrupted, failed), ``stage`` (start, training, checkpoint, pictures, done) and
 ``cause``; it is replaced whole each time. A stop signal raises ``Interrupted`` wherever the run is: stopped while
 training, the run still saves what it learned and draws it; stopped later, it ends where it is. A run killed
-outright leaves ``running`` in a folder nobody holds: ``record.read_run`` says it died.
+outright leaves ``running`` in a folder nobody holds: ``record.read_run`` says it died. (``folder.py`` writes the
+folder.)
 """
 import contextlib
-import errno
-import json
 import math
 import os
-import re
-import shutil
-import stat
 import sys
 
 from . import machine
 from .config import SEED_LIMIT, Config
-from .failures import EXIT_FAILED, EXIT_OK, EXIT_USAGE, BadInput, Interrupted, HeldStops, describe
-from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSS_PNG, LOSSES, LOSSES_HEADER, PREDICTIONS_PNG,
-                     RUN_JSON, TENSORBOARD, RunError, checkpoint_digests, lock, read_run, write_json)
-
-# The longest paths a run writes inside its folder (seen with strace): the Saver's
-# "model.ckpt-N.data-00000-of-00001.tempstate<up to 20 digits>" (85 characters) and TensorBoard's
-# "tb/events.out.tfevents.<10 digits>.<host name, up to 64>" (98). 200 leave room.
-INNER_PATH = 200
-# What a killed process left half written under a temporary name: ``record.atomic_write``'s ``<name>.tmp<pid>``,
-# TensorFlow's ``<checkpoint file>.tempstate<number>`` and ``checkpoint.tmp<hex>``.
-LEFTOVER = re.compile(r"(.+)\.(?:tmp|tempstate)[0-9a-f]+")
+from .failures import EXIT_FAILED, EXIT_OK, HeldStops, Interrupted, describe
+from .folder import RunFolder
+from .record import CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, PREDICTIONS_PNG, TENSORBOARD, checkpoint_digests
 
 
 def train_run(config, seed, out, force=False, engine="tf1", unroll=False, tensorboard=False, portable=False):
@@ -214,180 +202,3 @@ class TensorBoard:
     def close(self, folder):
         self.writer.close()
         folder.add_files(f"{TENSORBOARD}/{name}" for name in sorted(os.listdir(folder.file(TENSORBOARD))))
-
-
-class RunFolder:
-    """The folder of one run, locked while the run writes it: ``train.log`` and ``losses.csv`` grow by whole
-    lines, ``run.json`` is replaced whole, and lists the files the run made (``files``).
-
-    ``force``: the folder may hold a run already; the files its ``run.json`` lists (and those a killed run left
-    under a temporary name) are removed, and nothing else. A folder without ``run.json``, a listed file that is a
-    symbolic link, or a file of the run's names that the record does not list is refused before anything is
-    removed.
-    """
-
-    def __init__(self, path, force=False):
-        self.path = str(path)
-        check_folder_path(self.path)
-        self.info, self.files, self._fd, self._lines = {}, [], None, {}
-        try:
-            self.made = not os.path.isdir(self.path)
-            os.makedirs(self.path, exist_ok=True)
-            self._fd = lock(self.path)
-            if force:
-                self._remove_old_run()
-            elif os.listdir(self.path):
-                raise RunError(f"--out {self.path}: the folder exists and is not empty (give --force to overwrite "
-                               f"the files of a run in it)")
-            for name in (LOG, LOSSES):
-                self._lines[name] = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
-                                            0o666, dir_fd=self._fd)
-                self.files.append(name)
-            self.files.append(RUN_JSON)
-            self._append(LOSSES, LOSSES_HEADER)
-        except BaseException as e:
-            for name in self.files:  # what this start made, all of it new (O_EXCL)
-                with contextlib.suppress(OSError):
-                    os.unlink(name, dir_fd=self._fd)
-            self.close()
-            if isinstance(e, (NotADirectoryError, FileExistsError)) and os.path.lexists(self.path) \
-                    and not os.path.isdir(self.path):  # (a file on the way to it: cannot write there)
-                raise RunError(f"--out {self.path}: a file, not a folder") from None
-            if isinstance(e, OSError) and describe(e)[0] == EXIT_USAGE:
-                raise RunError(f"--out {self.path}: cannot write there ({e.strerror})") from None
-            raise
-
-    def file(self, name):
-        return os.path.join(self.path, name)
-
-    def log(self, line):
-        """Print a log line and append it to ``train.log``."""
-        print(line, flush=True)
-        self._append(LOG, line + "\n")
-
-    def record(self, epoch_idx, batch_idx, loss):
-        """Append one step's loss to ``losses.csv`` (float32's shortest exact text: it reads back bit for bit)."""
-        import numpy as np
-
-        self._append(LOSSES, f"{epoch_idx},{batch_idx},{np.float32(loss)!s}\n")
-
-    def _append(self, name, line):
-        """One whole line, or (a full disk) none: a part written is cut back."""
-        fd, data = self._lines[name], line.encode()
-        size = os.lseek(fd, 0, os.SEEK_END)
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(28, os.strerror(28))  # ENOSPC: only part of it fitted
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)
-            raise OSError(e.errno, e.strerror, self.file(name)) from None
-
-    def add_files(self, names):
-        """Record more files as the run's own (in ``run.json``'s ``files``)."""
-        self.files.extend(name for name in names if name not in self.files)
-        self.write()
-
-    def write(self, **fields):
-        """Merge ``fields`` into ``run.json`` and replace it whole; on a disk too full for the new copy, rewrite it in
-        the room the old one holds (a record of 1.5 KB in a 4 KB block), so that a run ended by a full disk says so
-        rather than ``running`` (which reads as a run that died)."""
-        self.info.update(fields)
-        data = {**self.info, "files": self.files}
-        try:
-            write_json(self.file(RUN_JSON), data)
-        except OSError as e:
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not os.path.isfile(self.file(RUN_JSON)):
-                raise
-            with open(self.file(RUN_JSON), "r+") as f:
-                json.dump(data, f, indent=2, allow_nan=False)
-                f.write("\n")
-                f.truncate()
-
-    def discard(self):
-        """Remove the run's files, and the folder if this run made it."""
-        for name in reversed(self.files):
-            with contextlib.suppress(OSError):
-                shutil.rmtree(self.file(name)) if os.path.isdir(self.file(name)) else os.remove(self.file(name))
-        self.files = []
-        if self.made:
-            with contextlib.suppress(OSError):
-                os.rmdir(self.path)
-
-    def remove_checkpoint(self):
-        for name in os.listdir(self.path):
-            if name.startswith((CHECKPOINT_PREFIX + "-", CHECKPOINT_STATE)):
-                with contextlib.suppress(OSError):
-                    os.remove(self.file(name))
-
-    def _remove_old_run(self):
-        present = os.listdir(self.path)
-        if RUN_JSON not in present:
-            if present:
-                raise RunError(f"--out {self.path}: holds no {RUN_JSON}, so nothing in it is known to be a run's; "
-                               f"--force replaces only the files of a run")
-            return
-        listed = set(read_run(self.path).files)
-        for name in listed:
-            if "/" in name and name.split("/")[0] not in listed:
-                raise RunError(f"{self.file(RUN_JSON)}: lists {name} but not its folder")
-        leftovers = [n for n in present if _is_leftover(n) and stat.S_ISREG(os.lstat(self.file(n)).st_mode)]
-        for name in present:
-            if _is_ours(name) and name not in listed and name not in leftovers:
-                raise RunError(f"--out {self.path}: {name} is in the way and {RUN_JSON} does not list it as the "
-                               f"run's; move it, or choose another folder")
-        for name in listed:
-            with contextlib.suppress(FileNotFoundError):
-                mode = os.lstat(self.file(name)).st_mode
-                if stat.S_ISLNK(mode):
-                    raise RunError(f"--out {self.path}: {name} is a symbolic link; --force removes a run's own files "
-                                   f"and follows no link")
-                if stat.S_ISDIR(mode):
-                    foreign = [n for n in os.listdir(self.file(name)) if f"{name}/{n}" not in listed
-                               and not n.startswith("events.out.tfevents.")]  # (TensorBoard's, of a killed run)
-                    if foreign:
-                        raise RunError(f"--out {self.path}: {name}/ holds {foreign[0]}, which the run did not make")
-        for name in [*leftovers, *sorted(listed, key=lambda n: (-n.count("/"), n == RUN_JSON))]:  # run.json last
-            with contextlib.suppress(FileNotFoundError):
-                shutil.rmtree(self.file(name)) if os.path.isdir(self.file(name)) else os.remove(self.file(name))
-
-    def close(self):
-        """Close the files and unlock the folder."""
-        for fd in self._lines.values():
-            os.close(fd)
-        self._lines = {}
-        if self._fd is not None:
-            os.close(self._fd)  # releases the lock
-            self._fd = None
-
-
-def _is_ours(name):
-    """A name this package writes in a run folder."""
-    return (name in (LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG, CHECKPOINT_STATE, TENSORBOARD)
-            or name.startswith(CHECKPOINT_PREFIX + "-"))
-
-
-def _is_leftover(name):
-    match = LEFTOVER.fullmatch(name)
-    return match is not None and _is_ours(match.group(1))
-
-
-def check_folder_path(path, flag="--out"):
-    """Refuse (BadInput, exit code 2) a folder path the file system cannot hold with a run's files inside."""
-    if "\0" in path:
-        raise BadInput(f"{flag} {path!r}: a path cannot hold a NUL byte")
-    try:
-        os.path.abspath(path).encode("utf-8")
-    except UnicodeEncodeError:  # a byte of another encoding, as the file system handed it to Python
-        raise BadInput(f"{flag} {os.fsencode(path)!r}: not UTF-8, and TensorFlow saves a checkpoint only under "
-                       f"a UTF-8 path") from None
-    absolute = existing = os.path.abspath(path)
-    while not os.path.isdir(existing):
-        existing = os.path.dirname(existing)
-    name_max, path_max = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
-    longest = max(len(os.fsencode(part)) for part in absolute.split(os.sep))
-    if longest > name_max:
-        raise BadInput(f"{flag} {path[:60]}...: a name in it has {longest} bytes; the file system allows {name_max}")
-    if len(os.fsencode(absolute)) + INNER_PATH >= path_max:
-        raise BadInput(f"{flag} {path[:60]}...: the path has {len(os.fsencode(absolute))} bytes; with the run's "
-                       f"files inside (up to {INNER_PATH} more) it would pass the file system's {path_max}")

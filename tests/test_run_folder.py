@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_RUN, checked_record, one_error_line, run_record
-from echo_rnn_tf1 import run as run_module
+from echo_rnn_tf1 import folder as folder_module
 from echo_rnn_tf1 import train as train_module
 from echo_rnn_tf1.failures import describe
 from echo_rnn_tf1.record import atomic_write, lock, read_losses, write_json
@@ -179,7 +179,7 @@ class FullDisk:
 @pytest.mark.slow
 def test_a_full_disk_mid_training_fails_cleanly_and_says_so(tmp_path, cli, monkeypatch):
     out = tmp_path / "run"
-    monkeypatch.setattr(run_module, "os", FullDisk(2000))  # the header and about a hundred rows
+    monkeypatch.setattr(folder_module, "os", FullDisk(2000))  # the header and about a hundred rows
     result = cli("--num-epochs", 1, "--seed", 0, "--out", out)
     assert result.returncode == 3
     assert re.fullmatch(f"echo_rnn_tf1: error: disk full: {out}/(losses.csv|train.log): No space left on device",
