@@ -9,6 +9,7 @@ outright leaves ``running`` in a folder nobody holds: ``record.read_run`` says i
 folder.)
 """
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -17,7 +18,8 @@ from . import machine
 from .config import SEED_LIMIT, Config
 from .failures import EXIT_FAILED, EXIT_OK, HeldStops, Interrupted, describe
 from .folder import RunFolder
-from .record import CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, PREDICTIONS_PNG, TENSORBOARD, checkpoint_digests
+from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, MEMORY_PNG, PREDICTIONS_PNG, TENSORBOARD,
+                     checkpoint_digests)
 
 
 def train_run(config, seed, out, force=False, engine="tf1", unroll=False, tensorboard=False, portable=False):
@@ -156,8 +158,13 @@ def _save_checkpoint(folder, values, step):
     return True
 
 
+# Windows of the fresh series memory.png probes: at most this many (a default run: 1000 of 5000), 0.1 s a probe
+MEMORY_WINDOWS = 1000
+
+
 def _draw(folder, config, seed, losses, values, unroll):
-    """loss.png (with the 2017 points for the source's settings); predictions.png on a held-out series."""
+    """loss.png (with the 2017 points for the source's settings); predictions.png on a held-out series; memory.png,
+    what the state holds, trained and as the seed started (``memory.py``)."""
     from . import plots
     from .logs import reference_points
 
@@ -171,6 +178,15 @@ def _draw(folder, config, seed, losses, values, unroll):
             predictions = held_out_predictions(sess, model, config, (seed + 1) % SEED_LIMIT)
         plots.save_figure(plots.predictions_figure(*predictions, config), folder.file(PREDICTIONS_PNG))
         folder.add_files([PREDICTIONS_PNG])
+        from . import memory
+
+        window_block = config.batch_size * config.truncated_backprop_length
+        probed = dataclasses.replace(config, total_series_length=min(
+            config.total_series_length, window_block * (MEMORY_WINDOWS // config.batch_size or 1)))
+        table = memory.Memory(memory.memory_lags(config), memory.probe(probed, memory.starting_values(config, seed)),
+                              memory.probe(probed, values))
+        plots.save_figure(memory.memory_figure(table, config), folder.file(MEMORY_PNG))
+        folder.add_files([MEMORY_PNG])
 
 
 def training_graph(tf, config, seed, unroll, portable):

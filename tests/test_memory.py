@@ -3,6 +3,7 @@ fed as the run trains; the untrained net the one training starts from; a trained
 echo_step and nothing older; the pictures."""
 import dataclasses
 import io
+import json
 
 import numpy as np
 import pytest
@@ -155,7 +156,6 @@ def test_a_trained_default_run_remembers_the_echo_and_nothing_older(full_default
 @pytest.mark.slow
 @pytest.mark.xdist_group("epochs")
 def test_evaluate_prints_the_memory_trained_and_as_its_seed_started(full_default_run, cli):
-    import json
 
     from echo_rnn_tf1.config import Config
     from echo_rnn_tf1.memory import DATA_SEED, probe
@@ -175,3 +175,13 @@ def test_evaluate_prints_the_memory_trained_and_as_its_seed_started(full_default
     assert text[-3].split() == ["lag", "k", *map(str, range(8))]
     for line, accuracy in zip(text[-2:], (untrained, trained)):
         assert line.split() == [line.split()[0], *(f"{100 * a:.1f}" for a in accuracy)]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("epochs")
+def test_a_run_draws_its_memory_in_its_folder(full_default_run):
+    out, result = full_default_run
+    assert result.returncode == 0, result.stderr
+    info = json.loads((out / "run.json").read_text())
+    assert "memory.png" in info["files"] and (out / "memory.png").stat().st_size > 10_000  # (a 770 x 380 picture)
+    assert "memory.png" in result.stdout.splitlines()[-2]  # the run's closing list of its files
