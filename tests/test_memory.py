@@ -156,7 +156,6 @@ def test_a_trained_default_run_remembers_the_echo_and_nothing_older(full_default
 @pytest.mark.slow
 @pytest.mark.xdist_group("epochs")
 def test_evaluate_prints_the_memory_trained_and_as_its_seed_started(full_default_run, cli):
-
     from echo_rnn_tf1.config import Config
     from echo_rnn_tf1.memory import DATA_SEED, probe
     from echo_rnn_tf1.tf2 import faithful_start
