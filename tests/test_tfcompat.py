@@ -78,7 +78,8 @@ def test_a_process_of_its_own_loads_tensorflow_with_the_collector_paused_then_fr
             "tfcompat.import_tensorflow()\nafter = gc.get_freeze_count()\ntfcompat.import_tensorflow()\n"
             "print(before, after, gc.get_freeze_count(), gc.isenabled())")
     before, after, again, enabled = python(code).stdout.split()
-    assert before == "0" and int(after) > 0 and again == after, "only TensorFlow's first import freezes"
+    # (Python 3.12 starts with 375 objects frozen already, its built-in types' tuples; 3.11 and 3.13 with none)
+    assert int(after) > int(before) and again == after, "only TensorFlow's first import freezes"
     assert enabled == "True"
 
 
