@@ -10,7 +10,7 @@ import stat
 
 from .failures import EXIT_USAGE, BadInput, describe
 from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSS_PNG, LOSSES, LOSSES_HEADER, MEMORY_PNG, PREDICTIONS_PNG,
-                     RUN_JSON, TENSORBOARD, RunError, lock, read_run, write_json)
+                     RUN_JSON, STATES_PNG, TENSORBOARD, WEIGHTS_PNG, RunError, lock, read_run, write_json)
 
 # The longest paths a run writes inside its folder (seen with strace): the Saver's
 # "model.ckpt-N.data-00000-of-00001.tempstate<up to 20 digits>" (85 characters) and TensorBoard's
@@ -169,7 +169,8 @@ class RunFolder:
 
 def _is_ours(name):
     """A name this package writes in a run folder."""
-    return (name in (LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG, MEMORY_PNG, CHECKPOINT_STATE, TENSORBOARD)
+    return (name in (LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG, MEMORY_PNG, STATES_PNG, WEIGHTS_PNG,
+                     CHECKPOINT_STATE, TENSORBOARD)
             or name.startswith(CHECKPOINT_PREFIX + "-"))
 
 

@@ -17,7 +17,7 @@ from .config import SEED_LIMIT, Config, ConfigError
 from .failures import BadInput
 
 LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG = "train.log", "losses.csv", "run.json", "loss.png", "predictions.png"
-MEMORY_PNG = "memory.png"
+MEMORY_PNG, STATES_PNG, WEIGHTS_PNG = "memory.png", "states.png", "weights.png"
 CHECKPOINT_PREFIX, CHECKPOINT_STATE, TENSORBOARD = "model.ckpt", "checkpoint", "tb"
 STATUSES = ("running", "finished", "diverged", "interrupted", "failed")
 LOSSES_HEADER = "epoch,batch,loss\n"  # losses.csv's first line

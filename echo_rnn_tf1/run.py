@@ -18,8 +18,8 @@ from . import machine
 from .config import SEED_LIMIT, Config
 from .failures import EXIT_FAILED, EXIT_OK, HeldStops, Interrupted, describe
 from .folder import RunFolder
-from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, MEMORY_PNG, PREDICTIONS_PNG, TENSORBOARD,
-                     checkpoint_digests)
+from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, MEMORY_PNG, PREDICTIONS_PNG, STATES_PNG,
+                     TENSORBOARD, WEIGHTS_PNG, checkpoint_digests)
 
 
 def train_run(config, seed, out, force=False, engine="tf1", unroll=False, tensorboard=False, portable=False):
@@ -163,8 +163,9 @@ MEMORY_WINDOWS = 1000
 
 
 def _draw(folder, config, seed, losses, values, unroll):
-    """loss.png (with the 2017 points for the source's settings); predictions.png on a held-out series; memory.png,
-    what the state holds, trained and as the seed started (``memory.py``)."""
+    """loss.png (with the 2017 points for the source's settings); predictions.png on a held-out series; what the
+    network learned (``memory.py``): memory.png, what its state holds, trained and as the seed started; states.png,
+    the states on their principal axes; weights.png, the weights and what each unit holds."""
     from . import plots
     from .logs import reference_points
 
@@ -185,8 +186,12 @@ def _draw(folder, config, seed, losses, values, unroll):
             config.total_series_length, window_block * (MEMORY_WINDOWS // config.batch_size or 1)))
         table = memory.Memory(memory.memory_lags(config), memory.probe(probed, memory.starting_values(config, seed)),
                               memory.probe(probed, values))
-        plots.save_figure(memory.memory_figure(table, config), folder.file(MEMORY_PNG))
-        folder.add_files([MEMORY_PNG])
+        drawn = [(MEMORY_PNG, memory.memory_figure), (WEIGHTS_PNG, memory.weights_figure)]
+        if config.state_size >= 2:  # (two principal axes to draw the states on)
+            drawn.insert(1, (STATES_PNG, memory.states_figure))
+        for name, figure in drawn:
+            plots.save_figure(figure(table, config), folder.file(name))
+            folder.add_files([name])
 
 
 def training_graph(tf, config, seed, unroll, portable):

@@ -178,9 +178,10 @@ def test_evaluate_prints_the_memory_trained_and_as_its_seed_started(full_default
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("epochs")
-def test_a_run_draws_its_memory_in_its_folder(full_default_run):
+def test_a_run_draws_what_it_learned_in_its_folder(full_default_run):
     out, result = full_default_run
     assert result.returncode == 0, result.stderr
     info = json.loads((out / "run.json").read_text())
-    assert "memory.png" in info["files"] and (out / "memory.png").stat().st_size > 10_000  # (a 770 x 380 picture)
-    assert "memory.png" in result.stdout.splitlines()[-2]  # the run's closing list of its files
+    for name in ("memory.png", "states.png", "weights.png"):  # (770 x 380, 1200 x 880, 1760 x 470 pixels)
+        assert name in info["files"] and (out / name).stat().st_size > 10_000
+        assert name in result.stdout.splitlines()[-2]  # the run's closing list of its files
