@@ -54,13 +54,13 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
         tf = import_quiet_tensorflow()
         folder.write(machine=machine.describe(tf))  # now with whether this TensorFlow is a CUDA build
         if tensorboard:
-            graph = training_graph(tf, config, seed, unroll, portable) if engine == "tf1" else None
-            board = TensorBoard(tf, folder, graph)
+            board = TensorBoard(tf, folder)
         folder.write(stage="training")
         if engine == "tf1":
             from .train import train_values
 
-            values, trained, stopped, timing = train_values(config, seed, folder.log, on_step, unroll, portable, steps)
+            values, trained, stopped, timing = train_values(config, seed, folder.log, on_step, unroll, portable, steps,
+                                                            on_graph=board and board.writer.add_graph)
         else:
             from . import tf2
 
@@ -194,25 +194,14 @@ def _draw(folder, config, seed, losses, values, unroll):
             folder.add_files([name])
 
 
-def training_graph(tf, config, seed, unroll, portable):
-    """The tf1 engine's training graph, built as ``train.prepare`` builds it, to be shown in TensorBoard. (Training
-    builds its own: ``prepare`` seeds everything again first, so this one changes no bit of the run.)"""
-    from .model import build_model
-
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(seed)
-        build_model(config, unroll=unroll, portable=portable)
-    return graph
-
-
 class TensorBoard:
-    """Every step's loss as a summary under the run's ``tb/``, and ``graph`` if given (no op is added to it)."""
+    """Every step's loss as a summary under the run's ``tb/``; ``writer.add_graph`` adds the tf1 engine's graph (no op
+    is added to it)."""
 
-    def __init__(self, tf, folder, graph=None):
+    def __init__(self, tf, folder):
         folder.add_files([TENSORBOARD])
         with tf.Graph().as_default():  # a v1 FileWriter refuses to be made under eager execution
-            self.writer = tf.compat.v1.summary.FileWriter(folder.file(TENSORBOARD), graph=graph)
+            self.writer = tf.compat.v1.summary.FileWriter(folder.file(TENSORBOARD))
         self.summary, self.step = tf.compat.v1.Summary, 0
 
     def add(self, loss):

@@ -149,13 +149,15 @@ def train(config, seed, log=print, on_step=None, unroll=False, portable=False):
         return run_training(sess, model, inputs_value, targets_value, config, log, on_step)
 
 
-def train_values(config, seed, log=print, on_step=None, unroll=False, portable=False, steps=None):
+def train_values(config, seed, log=print, on_step=None, unroll=False, portable=False, steps=None, on_graph=None):
     """Seed, build and train as ``train`` does; return ``(trained values by variable name, steps trained, why
     training stopped early or None, {"train_seconds": the loop's})``: a ``Diverged``, or the ``KeyboardInterrupt``
     of a stop signal, caught between steps so that what was learned so far can still be saved. ``steps``: a context
-    entered around the training loop alone (``failures.HeldStops``)."""
+    entered around the training loop alone (``failures.HeldStops``); ``on_graph(graph)``: once it is built."""
     tf = import_tensorflow()
     graph, model, inputs_value, targets_value = prepare(config, seed, unroll, portable)
+    if on_graph:
+        on_graph(graph)
     done = []
 
     def counted(epoch_idx, batch_idx, loss):
