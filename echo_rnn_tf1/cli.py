@@ -169,15 +169,17 @@ def evaluate_command(argv):
     args = evaluate_parser().parse_args(argv)
     from . import memory
     from .data import zeroed_positions
-    from .evaluate import evaluate, how_fed
+    from .evaluate import evaluate_model, how_fed, trained_model
     from .record import read_run
     from .tfcompat import import_quiet_tensorflow
     from .train import draw_seed
 
-    config = read_run(args.run).config  # refuse a folder that is not a run before loading TensorFlow
+    run = read_run(args.run)  # refuse a folder that is not a run before loading TensorFlow
     import_quiet_tensorflow()
     seed = args.seed if args.seed is not None else draw_seed()
-    result = {**evaluate(args.run, seed), "memory": memory.of_run(args.run, seed)}
+    with trained_model(args.run) as (sess, model, config):  # (the checkpoint restored once, for both)
+        result = evaluate_model(sess, model, config, seed)
+        result["memory"] = memory.of_run(sess, model, config, run.seed, seed)
     if args.json:
         print(json.dumps(result, allow_nan=False))
         return EXIT_OK

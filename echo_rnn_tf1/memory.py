@@ -114,16 +114,12 @@ def starting_values(config, seed):
         return sess.run(trained_variables(graph))
 
 
-def of_run(run_dir, seed=DATA_SEED):
-    """A run folder's memory, for ``evaluate``: ``{"probe", "lags", "untrained", "trained"}``, the accuracies as
-    lists (None for NaN: JSON has none), the trained net and the one its seed started from, on the fresh series of
-    ``seed``."""
-    from .evaluate import trained_model
-    from .record import read_run
-
-    with trained_model(run_dir) as (sess, model, config):
-        trained = memory(sess, model, config, seed)
-    untrained = probe(config, starting_values(config, read_run(run_dir).seed), seed).accuracy
+def of_run(sess, model, config, run_seed, seed=DATA_SEED):
+    """A run's memory, for ``evaluate``: ``{"probe", "lags", "untrained", "trained"}``, the accuracies as lists (None
+    for NaN: JSON has none), of its trained ``model`` in ``sess`` and of the net its seed ``run_seed`` started from,
+    on the fresh series of ``seed``."""
+    trained = memory(sess, model, config, seed)
+    untrained = probe(config, starting_values(config, run_seed), seed).accuracy
     as_json = lambda accuracy: [None if np.isnan(a) else float(a) for a in accuracy]  # noqa: E731
     return {"probe": PROBE, "lags": memory_lags(config).tolist(), "untrained": as_json(untrained),
             "trained": as_json(trained)}
