@@ -5,55 +5,10 @@ then checks, on this machine: the package against the source's own loop, bit for
 and, with ``--portable``, seeds 0-9 against the bits shipped in the package. Exit code 0: everything
 reproduces; 1: something does not (each line says what); 3: the machine failed one of its processes.
 """
-import os
-import re
-
 from . import machine
+from .failures import EXIT_FAILED, EXIT_OK
 
-EXIT_OK, EXIT_DIFFERS = 0, 1
 ORACLE_SEED = 0
-
-_PROBE = "import tensorflow as tf\ntf.matmul(tf.ones([2, 3]), tf.ones([3, 2]))"  # (oneDNN speaks at its first product)
-
-
-class ProbeError(RuntimeError):
-    """oneDNN's probe did not answer: it failed, or took too long."""
-
-
-def onednn_says(timeout=120):
-    """oneDNN's own description of the instruction set it dispatches to, from a child process with
-    ``ONEDNN_VERBOSE=1`` (it cannot be asked in this one); None when it does not say. Raises ProbeError."""
-    with OnednnProbe() as probe:
-        return probe.result(timeout)
-
-
-class OnednnProbe:
-    """``onednn_says``, started in a process of its own when this is made (other work goes on meanwhile);
-    ``result(timeout)`` waits for its answer."""
-
-    def __init__(self):
-        from .oracle import TENSORFLOW_FIRST, Child
-
-        env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
-        self._child = Child(TENSORFLOW_FIRST + _PROBE, env=env)
-
-    def result(self, timeout=120):
-        from .oracle import failure
-
-        finished = self._child.wait(timeout)
-        if finished is None:
-            raise ProbeError(f"no answer in {timeout} s")
-        code, stdout, stderr = finished
-        if code != 0:
-            raise ProbeError(f"the probe {failure(code, stderr)}")
-        found = re.search(r"^onednn_verbose,(?:v1,)?info,cpu,isa:(.*)$", stdout, re.M)
-        return found.group(1).strip() if found else None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._child.__exit__(*exc)
 
 
 def check_shipped(computed, shipped_losses):
@@ -74,18 +29,18 @@ def check_shipped(computed, shipped_losses):
 
 
 def doctor(portable=False, out=print):
-    """Print the report; return the exit code. The source's own loop and oneDNN's probe run in processes of their
-    own, started first: they go on while this one loads TensorFlow and trains."""
+    """Print the report; return the exit code. The source's own loop runs in a process of its own, started first:
+    it goes on while this one loads TensorFlow and trains."""
     if portable:
         machine.apply_portable()
     from .oracle import SourceRun
     from .portable import CONFIG
 
-    with SourceRun(ORACLE_SEED, CONFIG.num_epochs) as source, OnednnProbe() as probe:
-        return _report(portable, out, source, probe)
+    with SourceRun(ORACLE_SEED, CONFIG.num_epochs) as source:
+        return _report(portable, out, source)
 
 
-def _report(portable, out, source, probe):
+def _report(portable, out, source):
     from .machine import versions
     from .tfcompat import LegacyKerasError, import_quiet_tensorflow, installed_version
 
@@ -97,15 +52,10 @@ def _report(portable, out, source, probe):
         tf = import_quiet_tensorflow()
     except LegacyKerasError as e:
         out(f"legacy Keras cell: NOT available: {e}")
-        return EXIT_DIFFERS
+        return EXIT_FAILED
     out("legacy Keras cell: available (tf.compat.v1.nn.rnn_cell.BasicRNNCell)")
     described = machine.describe(tf)
     out(f"machine: {machine.machine_line(described)}")
-    try:
-        said = probe.result() or "nothing (no oneDNN in this TensorFlow?)"
-    except ProbeError as e:
-        said = f"unknown ({e})"
-    out(f"oneDNN says: {said}")
     settings = " ".join(f"{k}={v}" for k, v in machine.PORTABLE_ENV.items())
     out(f"portable settings: on ({settings})" if machine.is_portable() else
         f"portable settings: off (--portable sets {settings})")
@@ -116,7 +66,7 @@ def _report(portable, out, source, probe):
     else:
         out("(doctor --portable also checks this machine against the bits shipped from another one)")
     out("doctor: " + ("everything reproduces" if ok else "something does not reproduce (see above)"))
-    return EXIT_OK if ok else EXIT_DIFFERS
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _check_oracle(out, source):

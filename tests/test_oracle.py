@@ -10,7 +10,8 @@ import pytest
 
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.failures import MachineError
-from echo_rnn_tf1.oracle import Child, OracleError, SourceRun
+from echo_rnn_tf1 import oracle
+from echo_rnn_tf1.oracle import OracleError, SourceRun
 from echo_rnn_tf1.train import train
 
 
@@ -38,39 +39,30 @@ def test_different_seeds_differ():
     assert first[0] != second[0]
 
 
-def test_a_child_writes_more_than_a_pipe_holds_without_being_read():
-    # Its output goes to files: a child started early is never stalled on output nobody reads yet.
-    code = "import sys; print('x' * 200_000); sys.stderr.write('done')"
-    with Child(code) as child:
-        assert child.wait(timeout=60) == (0, "x" * 200_000 + "\n", "done")
-
-
-@pytest.mark.parametrize("code, exit_code, says", [
-    ("raise MemoryError", 3, "echo_rnn_tf1: error: out of memory"),
-    ("with open('/dev/full', 'w', buffering=1) as f:\n    f.write('x\\n')", 3,
-     "echo_rnn_tf1: error: disk full: No space left on device"),
-    ("1 / 0", 4, "echo_rnn_tf1: error: internal error (a bug in echo_rnn_tf1; ECHO_RNN_TF1_TRACEBACK=1 shows the "
-                 "traceback): ZeroDivisionError: division by zero"),
-    ("import sys; sys.exit(2)", 2, ""),
+@pytest.mark.parametrize("code, error, says", [
+    ("raise MemoryError", MachineError, "failed (exit 3): out of memory"),
+    ("with open('/dev/full', 'w', buffering=1) as f:\n        f.write('x\\n')", MachineError,
+     "failed (exit 3): disk full: No space left on device"),
+    ("1 / 0", OracleError, "failed (exit 4): internal error (a bug in echo_rnn_tf1; ECHO_RNN_TF1_TRACEBACK=1 shows "
+                           "the traceback): ZeroDivisionError: division by zero"),
+    ("print('its last words', file=sys.stderr); sys.exit(2)", OracleError, "failed (exit 2): its last words"),
 ])
-def test_a_failing_child_says_why_in_one_line_with_the_packages_exit_code(code, exit_code, says):
-    with Child(code) as child:
-        assert child.wait(timeout=60) == (exit_code, "", says + "\n" * bool(says))
+def test_a_failing_source_run_says_why_in_one_line(code, error, says, monkeypatch):
+    # The child reports a failure as a command does, and the exit code tells the machine's fault (3) from others.
+    runs_the_source = 'runpy.run_module("echo_rnn_tf1.source_2017", run_name="__main__", alter_sys=True)'
+    assert runs_the_source in oracle._RUN_SOURCE
+    monkeypatch.setattr(oracle, "_RUN_SOURCE", oracle._RUN_SOURCE.replace(runs_the_source, code))
+    with SourceRun(0, 1) as source:
+        with pytest.raises(error) as raised:
+            source.result(timeout=60)
+    assert str(raised.value) == f"the source's code {says}"
 
 
 def test_the_sources_run_killed_is_the_machine():
     # as the kernel's out-of-memory killer would kill it
     with SourceRun(0, 1) as source:
-        source.child.process.kill()
+        source.process.kill()
         with pytest.raises(MachineError, match=r"^the source's code was killed by SIGKILL \(out of memory\?\)$"):
-            source.result()
-
-
-def test_the_sources_run_failed_by_the_machine_is_the_machine():
-    with SourceRun(0, 1) as source:
-        source.child.__exit__(None, None, None)
-        source.child = Child("raise MemoryError")  # (what a run out of memory ends with)
-        with pytest.raises(MachineError, match=r"^the source's code failed \(exit 3\): out of memory$"):
             source.result()
 
 
@@ -78,5 +70,5 @@ def test_the_source_not_finished_in_time_is_an_oracle_error_and_is_ended():
     with SourceRun(0, 1) as source:
         with pytest.raises(OracleError, match="did not finish in 0.1 s"):
             source.result(timeout=0.1)
-        process = source.child.process
+        process = source.process
     assert process.poll() is not None  # ended on leaving, not left to train
