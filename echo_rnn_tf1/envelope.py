@@ -17,7 +17,7 @@ import numpy as np
 
 from .compare import compare
 from .config import SEED_LIMIT, Config, ConfigError, folder_type, seed_type
-from .failures import EXIT_OK, HeldStops, Interrupted, MachineError, Parser, machine_failure
+from .failures import EXIT_OK, Interrupted, MachineError, Parser, machine_failure
 from .logs import logged_points
 from .machine import usable_cores
 from .record import RunError, atomic_write, lock, write_csv, write_json
@@ -281,17 +281,12 @@ def _train_tf2(config, seeds, jobs, capped):
     print(f"Training {plural(len(seeds), 'seed')} of the source's defaults with the tf2 engine: "
           f"{plural(len(parts), 'compiled program')} of {plural(len(parts[0]), 'seed')}, {jobs} at a time{capped}",
           flush=True)
-    import_quiet_tensorflow()  # (a stop signal waits for the import's end: raised in it, it broke it)
-    with HeldStops():  # and for the faithful graph's building, where 3 in 200 were lost in TensorFlow's graph code
-        start, starting_points = tf2_seeds.pick_start(config, seeds)
-    if not starting_points.startswith("drawn"):
-        print("Starting points: this TensorFlow seeds the cell's kernel otherwise than 2.12 to 2.21 do; each seed's "
-              "are taken from its faithful graph (about 0.1 s a seed)", flush=True)
+    import_quiet_tensorflow()
 
     def done(chunk, losses):
         last = losses[:, -config.num_batches:].mean(axis=1)
         print(f"{seeds_text(chunk)}: last epoch's mean loss: median {np.median(last):.3g}, "
               f"largest {last.max():.3g}", flush=True)
 
-    return tf2_seeds.train_seeds(config, seeds, jobs, start, on_chunk=done), {
-        "jobs": jobs, "programs": len(parts), "seeds_per_program": len(parts[0]), "starting_points": starting_points}
+    return tf2_seeds.train_seeds(config, seeds, jobs, on_chunk=done), {
+        "jobs": jobs, "programs": len(parts), "seeds_per_program": len(parts[0])}

@@ -24,19 +24,8 @@ import numpy as np
 
 from .config import ADAGRAD_INITIAL_ACCUMULATOR, ConfigError
 from .data import generate_data, windows
-from .model import trained_variables
 from .tfcompat import import_tensorflow
-from .train import Diverged, after_step, prepare, session
-
-
-def faithful_start(config, seed):
-    """``(initial weights by variable name, inputs_value, targets_value)``, exactly as the faithful graph draws them."""
-    tf = import_tensorflow()
-    graph, _, inputs_value, targets_value = prepare(config, seed)
-    with session(graph) as sess:
-        sess.run(tf.compat.v1.global_variables_initializer())
-        values = sess.run(trained_variables(graph))
-    return values, inputs_value, targets_value
+from .train import Diverged, after_step
 
 
 def kernel_seed(seed):
@@ -52,7 +41,7 @@ def glorot_limit(fan_in, fan_out):
 
 def drawn_start(config, seed):
     """``(initial weights by variable name, inputs_value, targets_value)`` for ``seed``, drawn as the faithful graph
-    draws them but without building it (``tf2.faithful_start`` builds it): the same values, bit for bit."""
+    draws them but without building it (``train.faithful_start`` builds it): the same values, bit for bit."""
     tf = import_tensorflow()
     rng = np.random.RandomState(seed)  # what np.random.seed(seed) then the source's draws give
     inputs_value, targets_value = generate_data(config, rng)

@@ -9,16 +9,16 @@ alone, up to float rounding. An epoch of a chunk of seeds is one XLA program cal
 Each seed starts exactly where the faithful graph starts for it, without building that graph: the cell's kernel is
 Keras's Glorot-uniform draw, a stateless op whose seed is Python's first ``randint(1, 10**9)`` after
 ``random.seed(seed)`` (so on TensorFlow 2.12 to 2.21: checked on 2.12, 2.15, 2.16 and 2.21); ``W2`` is numpy's draw
-after the data; the biases are zeros. ``start_is_faithful`` checks this against ``tf2.faithful_start`` (a
-TensorFlow that seeded the cell otherwise would get the slow, sure path).
+after the data; the biases are zeros (``tests/test_envelope_tf2.py`` checks this against the faithful graph).
 """
+import concurrent.futures
 import math
 import threading
 
 import numpy as np
 
 from .config import ADAGRAD_INITIAL_ACCUMULATOR
-from .tf2 import adagrad, drawn_start, epoch_windows, faithful_start, steps_in_order
+from .tf2 import adagrad, drawn_start, epoch_windows, steps_in_order
 from .tfcompat import import_tensorflow
 
 MAX_CHUNK = 1000  # seeds in one compiled program: an epoch takes 1.4 ms a seed at 1000 (1.8 at 100); memory grows with
@@ -30,39 +30,6 @@ MAX_CHUNK = 1000  # seeds in one compiled program: an epoch takes 1.4 ms a seed 
 AGREEMENT = ("Against the faithful engine (seeds 0-39, TensorFlow 2.21): the same verdict for all 40 seeds; "
              "at the 2017 run's points, the band's 10th percentile within 4 % of the faithful one's, its median within "
              "2.3 %, its 90th percentile within 2.6x (one seed's one-step spike)")
-
-
-def same_start(a, b):
-    """Whether two ``(values, inputs_value, targets_value)`` are the same, bit for bit, names and order included."""
-    (values_a, *data_a), (values_b, *data_b) = a, b
-    return (list(values_a) == list(values_b)
-            and all(values_a[n].dtype == values_b[n].dtype and values_a[n].tobytes() == values_b[n].tobytes()
-                    for n in values_a)
-            and all(np.array_equal(x, y) for x, y in zip(data_a, data_b)))
-
-
-def start_is_faithful(config, seeds):
-    """Whether ``drawn_start`` gives what the faithful graph gives, bit for bit, for each of ``seeds``."""
-    return all(same_start(drawn_start(config, seed), faithful_start(config, seed)) for seed in seeds)
-
-
-def pick_start(config, seeds):
-    """``(start, in words)``: ``drawn_start`` where it gives the faithful graph's starting points, bit for bit, for
-    the first and the last of ``seeds``; otherwise the faithful graph's own, built per seed (about 0.1 s a seed)."""
-    checked = sorted({seeds[0], seeds[-1]})
-    if start_is_faithful(config, checked):
-        return drawn_start, f"drawn, checked against the faithful graph on seeds {checked}"
-    return locked(faithful_start), "the faithful graph's, built per seed"
-
-
-def locked(start):
-    """``start`` made safe for threads (``tf2.faithful_start`` seeds Python's and numpy's global random state)."""
-    lock = threading.Lock()
-
-    def locked_start(config, seed):
-        with lock:
-            return start(config, seed)
-    return locked_start
 
 
 def forward(tf, params, batchX, config):
@@ -109,12 +76,12 @@ class SeedsEngine:
 
         return steps_in_order(tf, step, params, accumulators, windowsX, windowsY)
 
-    def train(self, seeds, start=drawn_start, stop=None):
-        """Losses ``[len(seeds), num_steps]`` float32 of ``seeds`` trained side by side, each from ``start(config,
+    def train(self, seeds, stop=None):
+        """Losses ``[len(seeds), num_steps]`` float32 of ``seeds`` trained side by side, each from ``drawn_start(config,
         seed)``; ``stop`` (a ``threading.Event``), once set, ends training between epochs or seeds' starting points
         (and returns None)."""
         tf, config, stop = self.tf, self.config, stop or threading.Event()
-        values, windowsX, windowsY = stacked_starts(config, seeds, start, stop)
+        values, windowsX, windowsY = stacked_starts(config, seeds, stop)
         params = tuple(tf.constant(value) for value in values.values())
         accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in params)
         windowsX, windowsY = tf.constant(windowsX), tf.constant(windowsY)
@@ -127,7 +94,7 @@ class SeedsEngine:
         return np.concatenate(epochs).T.copy()  # [seeds, num_steps]
 
 
-def stacked_starts(config, seeds, start=drawn_start, stop=None):
+def stacked_starts(config, seeds, stop=None):
     """The starting points of ``seeds``, a seed dimension last: ``(weights by name, windowsX, windowsY)``, the
     windows ``[num_batches, batch_size, truncated_backprop_length, seeds]``, one byte a bit (a seed's series is
     drawn as int64: only one is held at a time). Once ``stop`` is set, the rest are left undrawn (2.6 ms a seed)."""
@@ -137,7 +104,7 @@ def stacked_starts(config, seeds, start=drawn_start, stop=None):
     for k, seed in enumerate(seeds):
         if stop is not None and stop.is_set():
             break
-        seed_values, inputs_value, targets_value = start(config, seed)
+        seed_values, inputs_value, targets_value = drawn_start(config, seed)
         for name, value in seed_values.items():
             values.setdefault(name, np.empty(value.shape + (len(seeds),), np.float32))[..., k] = value
         windowsX[..., k] = epoch_windows(inputs_value, config)
@@ -154,45 +121,23 @@ def chunks(seeds, jobs, max_chunk=MAX_CHUNK):
     return [c + [c[-1]] * (size - len(c)) for c in cut], [len(c) for c in cut]
 
 
-def train_seeds(config, seeds, jobs=1, start=drawn_start, on_chunk=None):
+def train_seeds(config, seeds, jobs=1, on_chunk=None):
     """Losses of every seed, ``[len(seeds), num_steps]`` float32, trained ``jobs`` chunks at a time, each chunk in a
     thread of its own calling one compiled program (XLA runs it on one core). ``on_chunk(chunk_seeds, losses)``
-    as each chunk finishes. A failure or a signal (``KeyboardInterrupt``, ``Interrupted``) in this thread stops
-    the other chunks at their next epoch; it is raised once they have stopped."""
+    as each chunk finishes. A failure in a chunk, or a signal (``KeyboardInterrupt``, ``Interrupted``) in this
+    thread, stops the other chunks at their next epoch; it is raised once they have stopped."""
     engine, stop = SeedsEngine(config), threading.Event()
     parts, sizes = chunks(seeds, jobs)
-    results, errors, lock = {}, [], threading.Lock()
-    waiting = list(range(len(parts)))
-
-    def work():
-        while not stop.is_set():
-            with lock:
-                if not waiting:
-                    return
-                k = waiting.pop(0)
-            try:
-                losses = engine.train(parts[k], start, stop)
-                if losses is not None:
-                    with lock:
-                        results[k] = losses[:sizes[k]]
-                        if on_chunk is not None:
-                            on_chunk(parts[k][:sizes[k]], results[k])
-            except BaseException as e:  # to the calling thread
-                errors.append(e)
-                stop.set()
-                return
-
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(jobs, len(parts)))]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(timeout=0.2)  # a short wait, so that a signal is acted on in this thread at once
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()  # at most the epoch in progress: seconds
-    if errors:
-        raise errors[0]
+    results = {}
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        try:
+            futures = {pool.submit(engine.train, part, stop): k for k, part in enumerate(parts)}
+            for future in concurrent.futures.as_completed(futures):
+                k = futures[future]
+                results[k] = future.result()[:sizes[k]]
+                if on_chunk is not None:
+                    on_chunk(parts[k][:sizes[k]], results[k])
+        finally:
+            stop.set()  # (the rest stop at their next epoch; the pool waits for them)
+            pool.shutdown(cancel_futures=True)
     return np.concatenate([results[k] for k in range(len(parts))])

@@ -50,6 +50,16 @@ def prepare(config, seed, unroll=False, portable=False):
     return graph, model, inputs_value, targets_value
 
 
+def faithful_start(config, seed):
+    """``(initial weights by variable name, inputs_value, targets_value)``, exactly as the faithful graph draws them."""
+    tf = import_tensorflow()
+    graph, _, inputs_value, targets_value = prepare(config, seed)
+    with session(graph) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        values = sess.run(trained_variables(graph))
+    return values, inputs_value, targets_value
+
+
 def session(graph, portable=False):
     """A session for ``graph`` that runs every op in the calling thread, each kernel on one thread; ``portable``:
     without Grappler's arithmetic optimizer, which would rewrite ``exact_adagrad``'s ``x / sqrt(y)`` into

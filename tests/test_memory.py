@@ -102,7 +102,7 @@ def tiny_table():
 
 
 def test_the_untrained_net_is_the_one_training_starts_from(tiny_table):
-    from echo_rnn_tf1.tf2 import faithful_start
+    from echo_rnn_tf1.train import faithful_start
 
     start, _, _ = faithful_start(TINY, 0)
     assert start.keys() == tiny_table.untrained.values.keys()
@@ -158,7 +158,7 @@ def test_a_trained_default_run_remembers_the_echo_and_nothing_older(full_default
 def test_evaluate_prints_the_memory_trained_and_as_its_seed_started(full_default_run, cli):
     from echo_rnn_tf1.config import Config
     from echo_rnn_tf1.memory import DATA_SEED, probe
-    from echo_rnn_tf1.tf2 import faithful_start
+    from echo_rnn_tf1.train import faithful_start
 
     out, _ = full_default_run
     result = cli("evaluate", out, "--seed", DATA_SEED, "--json")

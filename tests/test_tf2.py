@@ -8,7 +8,7 @@ import pytest
 from echo_rnn_tf1 import tf2
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.model import build_model, trained_variables
-from echo_rnn_tf1.train import train
+from echo_rnn_tf1.train import faithful_start, train
 
 # All measured on TensorFlow 2.21 (2 cores), seeds 0-9 unless said; "across machines": on each of 7 emulated
 # machines (oneDNN capped from SSE4.1 to AVX-512, custom operations off; scripts/cross_machine.py), the largest.
@@ -45,7 +45,7 @@ def tf2_logits(tf, values, batchX):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_forward_equals_the_graph_on_the_starting_weights(tf, seed):
-    values, inputs_value, _ = tf2.faithful_start(Config(num_epochs=1), seed)
+    values, inputs_value, _ = faithful_start(Config(num_epochs=1), seed)
     batchX = inputs_value[:, :10]
     np.testing.assert_allclose(tf2_logits(tf, values, batchX), graph_logits(tf, values, batchX),
                                rtol=0, atol=FORWARD_ATOL_START)
