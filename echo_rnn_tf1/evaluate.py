@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from .data import echo_targets, generate_data, windows
+from .failures import tensorflow_said
 from .model import build_model, trained_variables
 from .plots import MOST_ROWS, MOST_WINDOWS
 from .record import RunError, file_digest, read_run
@@ -28,7 +29,7 @@ def trained_model(run_dir):
         try:
             tf.compat.v1.train.Saver(variables).restore(sess, checkpoint)
         except (tf.errors.OpError, ValueError) as e:  # e.g. a .data file missing, emptied or cut short
-            raise RunError(f"{checkpoint}: cannot restore the checkpoint ({_first_line(e)})") from None
+            raise RunError(f"{checkpoint}: cannot restore the checkpoint ({type(e).__name__}: {tensorflow_said(e)})") from None
 
     with inference_model(run.config, restore, unroll=run.rnn == "static_rnn") as (sess, model):
         yield sess, model, run.config
@@ -82,14 +83,6 @@ def _checkpoint(run):
     return os.path.join(run.path, run.checkpoint["prefix"])
 
 
-def _first_line(error):
-    """What went wrong, in one line: TensorFlow's messages start with lines about where the graph failed."""
-    where = ("Graph execution error", "Detected at node", "File ", "Node:", "[[")
-    lines = [line.strip() for line in str(error).splitlines()]
-    said = [line for line in lines if line and not line.startswith(where)]
-    return f"{type(error).__name__}: {(said or lines or [''])[0]}"
-
-
 def _check_checkpoint(tf, checkpoint, expected):
     """Refuse a damaged checkpoint, or one whose variables do not have the ``expected`` shapes (by name), which
     come from run.json's hyperparameters.
@@ -99,7 +92,7 @@ def _check_checkpoint(tf, checkpoint, expected):
     try:
         stored = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as e:
-        raise RunError(f"{checkpoint}: cannot read the checkpoint ({_first_line(e)})") from None
+        raise RunError(f"{checkpoint}: cannot read the checkpoint ({type(e).__name__}: {tensorflow_said(e)})") from None
     for name, shape in expected.items():
         if stored.get(name) != shape:
             found = "missing" if name not in stored else f"of shape {stored[name]}"

@@ -26,35 +26,17 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MACHINE, EXIT_BUG, EXIT_PACKAGES = 0, 1, 
 PACKAGES = {"tensorflow": "tensorflow", "tf_keras": "tf-keras", "numpy": "numpy", "matplotlib": "matplotlib"}
 TRACEBACK_VARIABLE = "ECHO_RNN_TF1_TRACEBACK"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C; kill; the terminal closed (ssh gone)
-
 # errno values that mean the machine failed us rather than the user's input
-_MACHINE_ERRNOS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EIO: "I/O error",
-                   errno.ENOMEM: "out of memory", errno.EFBIG: "file size limit reached"}
+MACHINE_ERRNOS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EIO: "I/O error",
+                  errno.ENOMEM: "out of memory", errno.EFBIG: "file size limit reached"}
 
 
 class BadInput(Exception):
-    """Base of the errors that mean bad input (exit code 2); the message names what and why, in one line."""
+    """Bad input (exit code 2); the message names what and why, in one line."""
 
 
 class UsageError(BadInput):
     """A command line that argparse could not parse."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line becomes one line and exit code 2 (through ``report``), not usage text; and
-    the command named as the user typed it: ``python -m echo_rnn_tf1``, or the installed ``echo-rnn-tf1``."""
-
-    def __init__(self, prog, **kwargs):
-        if os.path.basename(sys.argv[0]) == "echo-rnn-tf1":
-            prog = prog.replace("python -m echo_rnn_tf1", "echo-rnn-tf1")
-        super().__init__(prog=prog, **kwargs)
-
-    def error(self, message):
-        if message.startswith("unrecognized arguments: "):  # the source's variable names, as flags: a hint
-            flags = [arg.split("=")[0].replace("_", "-") for arg in message.split()[2:] if arg.startswith("--")]
-            known = [flag for flag in flags if flag in self._option_string_actions]
-            message += f" (did you mean {' '.join(known)}?)" if known else ""
-        raise UsageError(f"{self.prog}: {message}")
 
 
 class PackageError(Exception):
@@ -72,69 +54,70 @@ class Interrupted(KeyboardInterrupt):
 
     def __init__(self, signum):
         super().__init__(signal.Signals(signum).name)
-        self.signum = signum
         self.exit_code = 128 + signum
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line and exit code 2 (through ``report``), not usage text; and the
+    command named as the user typed it: ``python -m echo_rnn_tf1``, or the installed ``echo-rnn-tf1``."""
+
+    def __init__(self, prog, **kwargs):
+        if os.path.basename(sys.argv[0]) == "echo-rnn-tf1":
+            prog = prog.replace("python -m echo_rnn_tf1", "echo-rnn-tf1")
+        super().__init__(prog=prog, **kwargs)
+
+    def error(self, message):
+        if message.startswith("unrecognized arguments: "):  # the source's variable names, as flags: a hint
+            flags = [arg.split("=")[0].replace("_", "-") for arg in message.split()[2:] if arg.startswith("--")]
+            known = [flag for flag in flags if flag in self._option_string_actions]
+            message += f" (did you mean {' '.join(known)}?)" if known else ""
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def machine_failure(error):
     """What an OSError means when it is the machine's fault ("disk full", ...), or None."""
     if isinstance(error, FileNotFoundError) and str(error.strerror).startswith("No usable temporary directory"):
         return "no usable temporary folder"  # (tempfile's words: every folder it tries is full, read-only or missing)
-    return _MACHINE_ERRNOS.get(getattr(error, "errno", None)) if isinstance(error, OSError) else None
+    return MACHINE_ERRNOS.get(getattr(error, "errno", None)) if isinstance(error, OSError) else None
 
 
 def describe(error):
     """``(exit_code, one line)`` for any exception."""
-    if isinstance(error, Interrupted):
-        return error.exit_code, f"{error} received; stopped"
-    if isinstance(error, KeyboardInterrupt):  # (Ctrl-C before the command's own handlers are in place)
-        return 128 + signal.SIGINT, "SIGINT received; stopped"
-    if isinstance(error, (BadInput, MachineError)):  # our own words, one line by making: a path in them may hold a
-        return EXIT_USAGE if isinstance(error, BadInput) else EXIT_MACHINE, _escaped(error)  # line break, kept
+    if isinstance(error, KeyboardInterrupt):  # (a plain one: Ctrl-C before the command's own handlers are in place)
+        return getattr(error, "exit_code", 128 + signal.SIGINT), f"{str(error) or 'SIGINT'} received; stopped"
+    if isinstance(error, (BadInput, MachineError, PackageError)):  # our own words: one line by making (a path in
+        code = EXIT_USAGE if isinstance(error, BadInput) else EXIT_MACHINE if isinstance(error, MachineError) \
+            else EXIT_PACKAGES
+        return code, _escaped(error)  # them may hold a line break, kept visible)
     if isinstance(error, MemoryError):
         return EXIT_MACHINE, "out of memory" + (f" ({_one_line(error)})" if str(error) else "")
     if isinstance(error, OSError):
         where = f"{_escaped(error.filename)}: " if error.filename is not None else ""
-        what = error.strerror or _one_line(error)
         failure = machine_failure(error)
-        if failure:
-            return EXIT_MACHINE, f"{failure}: {where}{what}"
-        return EXIT_USAGE, f"{where}{what}"
-    if isinstance(error, PackageError):
-        return EXIT_PACKAGES, _escaped(error)
+        what = f"{failure}: " if failure else ""
+        return EXIT_MACHINE if failure else EXIT_USAGE, f"{what}{where}{error.strerror or _one_line(error)}"
     if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in PACKAGES:
         package = PACKAGES[error.name.split(".")[0]]
         return EXIT_PACKAGES, f"{package} is not installed (pip install -r requirements.txt installs what is needed)"
     if isinstance(error, ImportError) and "failed to map segment" in str(error):  # the loader's ENOMEM (ulimit -v)
         return EXIT_MACHINE, f"out of memory (loading {_one_line(error)})"
-    tensorflow_failure = _tensorflow_machine_failure(error)
-    if tensorflow_failure:
-        return EXIT_MACHINE, tensorflow_failure
+    if type(error).__module__.startswith("tensorflow"):  # TensorFlow's words for the machine failing it
+        said = f"(TensorFlow: {tensorflow_said(error)})"
+        for words, failure in (("No space left on device", "disk full"), ("Disk quota exceeded", "disk full"),
+                               ("File too large", "file size limit reached")):
+            if words in str(error):
+                return EXIT_MACHINE, f"{failure} {said}"
+        if type(error).__name__ == "ResourceExhaustedError":
+            return EXIT_MACHINE, f"out of memory {said}"
     return EXIT_BUG, (f"internal error (a bug in echo_rnn_tf1; {TRACEBACK_VARIABLE}=1 shows the traceback): "
                       f"{type(error).__name__}: {_one_line(error)}{_where(error)}")
 
 
-def _tensorflow_machine_failure(error):
-    """TensorFlow's own words for the machine failing it: out of memory, or a full disk while it writes."""
-    if not type(error).__module__.startswith("tensorflow"):
-        return None
-    text = _tensorflow_said(error)
-    if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
-        return f"disk full (TensorFlow: {text})"
-    if "File too large" in str(error):  # EFBIG's words
-        return f"file size limit reached (TensorFlow: {text})"
-    if type(error).__name__ == "ResourceExhaustedError":
-        return f"out of memory (TensorFlow: {text})"
-    return None
-
-
-def _tensorflow_said(error):
+def tensorflow_said(error):
     """What a TensorFlow error says went wrong, in one line: its first line that is not about where in the graph
-    (an op's error begins 'Graph execution error:', then the node and the stack that made it; the reason, with the
-    file it was writing, comes after)."""
+    (an op's error begins 'Graph execution error:', then the node and the stack that made it; the reason after)."""
     where = ("Graph execution error", "Detected at node", "File ", "Node:", "[[", "Original stack trace", "Hint:")
-    lines = [line.strip() for line in str(error).splitlines()]
-    said = [line for line in lines if line and not line.startswith(where)]
+    said = [line.strip() for line in str(error).splitlines() if line.strip() and not line.strip().startswith(where)]
     return _escaped(said[0]) if said else _one_line(error)
 
 
@@ -158,10 +141,7 @@ def report(error):
     code, message = describe(error)
     if code == EXIT_BUG and os.environ.get(TRACEBACK_VARIABLE):
         traceback.print_exception(error)
-    if isinstance(error, KeyboardInterrupt):
-        print(f"echo_rnn_tf1: {message}", file=sys.stderr)
-    else:
-        print(f"echo_rnn_tf1: error: {message}", file=sys.stderr)
+    print(f"echo_rnn_tf1: {'' if isinstance(error, KeyboardInterrupt) else 'error: '}{message}", file=sys.stderr)
     return code
 
 

@@ -10,61 +10,49 @@ import sys
 def open_standard_streams():
     """Point stdin, stdout or stderr at /dev/null where the process was started without it (``>&-``): Python then
     has no ``sys.stdout`` to print to, and the first file the command opened would take its number. (An output
-    that is open for reading only, e.g. a script file that a launcher left on that number, counts as closed.)"""
+    open for reading only, e.g. a script file a launcher left on that number, counts as closed.)"""
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         try:
             usable = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY or fd == 0
         except OSError:  # closed
             usable = False
         if not usable:
-            devnull = os.open(os.devnull, os.O_RDWR)
-            if devnull != fd:
-                os.dup2(devnull, fd)
-                os.close(devnull)
+            _to_devnull(fd)
         if getattr(sys, name) is None:
             setattr(sys, name, open(fd, mode, closefd=False))
 
 
+def _to_devnull(fd):
+    devnull = os.open(os.devnull, os.O_RDWR)
+    if devnull != fd:
+        os.dup2(devnull, fd)
+        os.close(devnull)
+
+
 class _ClosedPipeSafe:
-    """A text stream whose reader may go away (``... | head -n 1``, a terminal closed): once a write finds the pipe
-    closed or the terminal hung up (EIO on a character device), the stream's file descriptor is pointed at
-    /dev/null and the command carries on, its output unread."""
+    """A text stream whose reader may go away (``... | head -n 1``, a terminal closed): once a write or a flush finds
+    the pipe closed or the terminal hung up (EIO on a character device), its file descriptor is pointed at /dev/null
+    and the command carries on, its output unread."""
 
     def __init__(self, stream):
         self._stream = stream
 
     def write(self, text):
-        try:
-            return self._stream.write(text)
-        except OSError as e:
-            if not self._reader_gone(e):
-                raise
-            self._to_devnull()
-            return len(text)
+        return self._safely(self._stream.write, text)
 
     def flush(self):
+        return self._safely(self._stream.flush)
+
+    def _safely(self, call, *args):
         try:
-            self._stream.flush()
+            return call(*args)
         except OSError as e:
-            if not self._reader_gone(e):
-                raise
-            self._to_devnull()
-            self._stream.flush()  # what was buffered now goes to /dev/null
-
-    def _reader_gone(self, error):
-        if isinstance(error, BrokenPipeError):
-            return True
-        try:
-            return error.errno == errno.EIO and stat.S_ISCHR(os.fstat(self._stream.fileno()).st_mode)
-        except (OSError, ValueError):
-            return False
-
-    def _to_devnull(self):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, self._stream.fileno())
-        finally:
-            os.close(devnull)
+            with contextlib.suppress(OSError, ValueError):
+                if isinstance(e, BrokenPipeError) or e.errno == errno.EIO and stat.S_ISCHR(
+                        os.fstat(self._stream.fileno()).st_mode):
+                    _to_devnull(self._stream.fileno())
+                    return call(*args)  # now to /dev/null, with whatever was buffered
+            raise
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
