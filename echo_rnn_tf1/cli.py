@@ -107,18 +107,18 @@ def compare_parser():
     return p
 
 
-def _log_points(path, keep=None, limit=None):
+def _log_points(path):
     """``(the run's record, or None for a log, its logged points)``: a run folder's record is read first, so a damaged
     one is refused, never read as "no changes"; a folder with a train.log and no run.json is a log."""
     from .logs import LogError, read_log
     from .record import LOG, RUN_JSON, read_run
 
     if not os.path.isdir(path):
-        return None, read_log(path, keep, limit)
+        return None, read_log(path)
     run = read_run(path) if os.path.lexists(os.path.join(path, RUN_JSON)) else None
     if run is None and not os.path.lexists(os.path.join(path, LOG)):
         raise LogError(f"{path}: a folder without a {LOG}: give a run folder or a log file")
-    return run, read_log(os.path.join(path, LOG), keep, limit)
+    return run, read_log(os.path.join(path, LOG))
 
 
 def compare_command(argv):
@@ -126,15 +126,14 @@ def compare_command(argv):
     import math
 
     from .compare import compare, format_table, same_seed_lines
-    from .logs import REFERENCE_LIMIT, LogError, reference_points
+    from .logs import LogError, reference_points
 
-    reference, points = (None, reference_points()) if not args.reference else _log_points(args.reference,
-                                                                                         limit=REFERENCE_LIMIT)
+    reference, points = (None, reference_points()) if not args.reference else _log_points(args.reference)
     bad = next((p for p in points if not math.isfinite(p.loss)), None)
     if bad is not None:
         raise LogError(f"{args.reference}, line {bad.line}: the reference's loss is {bad.loss} at epoch "
                        f"{bad.epoch} step {bad.step}; a reference must be finite (a diverged run is no yardstick)")
-    run, run_points = _log_points(args.run, keep={(p.epoch, p.step) for p in points})
+    run, run_points = _log_points(args.run)
     same_seed = same_seed_lines(run, reference) if run is not None and reference is not None else []
     verdict = compare(run_points, points)
     print(format_table(verdict, run_name="this run", reference_name="reference" if args.reference else "2017"))

@@ -6,7 +6,6 @@ today's float32 style (0.65985644). Anything wrong is a ``LogError`` that names 
 """
 import codecs
 import collections
-import io
 import re
 from importlib import resources
 
@@ -17,8 +16,7 @@ REFERENCE_NAME = "reference_2017.log"  # the 2017 run's 50 loss lines, exactly a
 
 _EPOCH = re.compile(r"New data, epoch\s+(\S+)")
 _LOSS = re.compile(r"Step\s+(\S+)\s+Batch loss\s+(\S+)")
-LINE_LIMIT = 4096          # characters kept of a line; a log line is under 60, the rest of a longer one is noise
-REFERENCE_LIMIT = 100_000  # loss lines in a reference: a run of 10 million steps logs 100,000
+LOG_LIMIT = 16 * 2**20  # bytes of a log: a run of 10 million steps logs about 4 MB
 # Byte-order marks, longest first (UTF-32's LE mark begins with UTF-16's)
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -42,65 +40,36 @@ def reference_points():
     return parse_log(read_reference(), "2017 log")
 
 
-def read_log(path, keep=None, limit=None):
-    """Parse the log at ``path`` (a ``train.log`` or any text holding the source's lines), line by line.
-
-    A regular file only; UTF-8, or UTF-16 or UTF-32 with a byte-order mark. ``keep`` and ``limit``: see ``parse_lines``.
-    """
+def read_log(path):
+    """Parse the log at ``path`` (a ``train.log`` or any text holding the source's lines): a regular file of at most
+    ``LOG_LIMIT`` bytes, UTF-8, or UTF-16 or UTF-32 with a byte-order mark."""
     from .record import RunError, open_regular
 
     try:
-        with open_regular(path, "file (a log must be a file)") as raw:
-            text = _decoded(raw, path)
-            try:
-                return parse_lines(_text_lines(text), str(path), keep, limit)
-            finally:
-                text.detach()  # (the file is closed by its own ``with``, however parsing ended)
+        with open_regular(path, "file (a log must be a file)") as f:
+            data = f.read(LOG_LIMIT + 1)
     except RunError as e:
         raise LogError(str(e)) from None
     except OSError as e:
         raise LogError(f"{path}: cannot read ({e.strerror})") from None
-
-
-def _decoded(raw, path):
-    """A binary file as text, decoded by its byte-order mark (UTF-8 without one)."""
-    head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
-    encoding = next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
-    if encoding == "utf-8" and b"\0" in raw.peek(4096)[:4096]:
+    if len(data) > LOG_LIMIT:
+        raise LogError(f"{path}: larger than {LOG_LIMIT // 2**20} MiB; a log of 10 million steps is 4 MB")
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    if encoding == "utf-8" and b"\0" in data:
         raise LogError(f"{path}: not a text log (it holds NUL bytes): a binary file, or UTF-16 or UTF-32 without "
                        f"a byte-order mark; save it as UTF-8")
-    return io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline=None)
+    return parse_log(data.decode(encoding, errors="replace"), str(path))
 
 
-def _text_lines(text):
-    """The lines of ``text``, each cut to LINE_LIMIT."""
-    while True:
-        line = text.readline(LINE_LIMIT)
-        if not line:
-            return
-        if not line.endswith("\n"):
-            while (rest := text.readline(LINE_LIMIT)) and not rest.endswith("\n"):  # skip the rest of a long line
-                pass
-        yield line
-
-
-def parse_log(text, name="log", keep=None, limit=None):
-    """Return the ``Point``s of a log's text, or raise ``LogError`` naming the first bad line (see ``parse_lines``)."""
-    return parse_lines(text.splitlines(), name, keep, limit)
-
-
-def parse_lines(lines, name="log", keep=None, limit=None):
-    """Return the log's ``Point``s in order, or raise ``LogError`` naming the first bad line.
+def parse_log(text, name="log"):
+    """Return the ``Point``s of a log's text in order, or raise ``LogError`` naming the first bad line.
 
     Lines that are neither an epoch line nor a loss line are noise and skipped. The points must be what
     the source prints: epochs 0, 1, 2, ... in order; in each, steps 0, 100, 200, ... with none missing or
     repeated; every epoch but the last as long as the first (the last may stop early).
-
-    Every line is checked, but only the points whose ``(epoch, step)`` is in ``keep`` (all when None) are kept,
-    so memory stays bounded however long the log; more than ``limit`` points kept is a LogError.
     """
     points, epoch, epoch_line, expected_step, lengths, loss_lines = [], None, 0, 0, [], 0
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         where = f"{name}, line {number}"
         epoch_match, loss_match = _EPOCH.fullmatch(line), _LOSS.fullmatch(line)
@@ -124,10 +93,7 @@ def parse_lines(lines, name="log", keep=None, limit=None):
                                f"step {expected_step} is missing")
             loss = _loss(loss_match.group(2), where)
             loss_lines += 1
-            if keep is None or (epoch, step) in keep:
-                if limit is not None and len(points) >= limit:
-                    raise LogError(f"{name}: more than {limit:,} loss lines; too many to use it here")
-                points.append(Point(epoch, step, loss, number))
+            points.append(Point(epoch, step, loss, number))
             expected_step += LOG_EVERY
         elif line.startswith(("Step ", "New data")) and ("Batch loss" in line or "epoch" in line):
             raise LogError(f"{where}: malformed log line {line[:80]!r}")
