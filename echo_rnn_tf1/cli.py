@@ -276,7 +276,7 @@ def main(argv=None):
                 raise raised[0]
             return code
         except (Exception, KeyboardInterrupt) as e:
-            return failures.report(e)
+            return failures.print_failure(e)
 
 
 def entry_point():

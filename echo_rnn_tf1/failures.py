@@ -58,7 +58,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one line and exit code 2 (through ``report``), not usage text; and the
+    """argparse, but a bad command line is one line and exit code 2 (through ``print_failure``), not usage text; and the
     command named as the user typed it: ``python -m echo_rnn_tf1``, or the installed ``echo-rnn-tf1``."""
 
     def __init__(self, prog, **kwargs):
@@ -81,7 +81,7 @@ def machine_failure(error):
     return MACHINE_ERRNOS.get(getattr(error, "errno", None)) if isinstance(error, OSError) else None
 
 
-def describe(error):
+def exit_code_and_line(error):
     """``(exit_code, one line)`` for any exception."""
     if isinstance(error, KeyboardInterrupt):  # (a plain one: Ctrl-C before the command's own handlers are in place)
         return getattr(error, "exit_code", 128 + signal.SIGINT), f"{str(error) or 'SIGINT'} received; stopped"
@@ -136,9 +136,9 @@ def _where(error):
     return f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
 
 
-def report(error):
+def print_failure(error):
     """Print the one line for ``error`` (and the traceback of a bug if asked for); return the exit code."""
-    code, message = describe(error)
+    code, message = exit_code_and_line(error)
     if code == EXIT_BUG and os.environ.get(TRACEBACK_VARIABLE):
         traceback.print_exception(error)
     print(f"echo_rnn_tf1: {'' if isinstance(error, KeyboardInterrupt) else 'error: '}{message}", file=sys.stderr)

@@ -8,7 +8,7 @@ import re
 import shutil
 import stat
 
-from .failures import EXIT_USAGE, BadInput, describe
+from .failures import EXIT_USAGE, BadInput, exit_code_and_line
 from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSS_PNG, LOSSES, LOSSES_HEADER, MEMORY_PNG, PREDICTIONS_PNG,
                      RUN_JSON, STATES_PNG, TENSORBOARD, WEIGHTS_PNG, RunError, lock, read_run, write_json)
 
@@ -59,7 +59,7 @@ class RunFolder:
             if isinstance(e, (NotADirectoryError, FileExistsError)) and os.path.lexists(self.path) \
                     and not os.path.isdir(self.path):  # (a file on the way to it: cannot write there)
                 raise RunError(f"--out {self.path}: a file, not a folder") from None
-            if isinstance(e, OSError) and describe(e)[0] == EXIT_USAGE:
+            if isinstance(e, OSError) and exit_code_and_line(e)[0] == EXIT_USAGE:
                 raise RunError(f"--out {self.path}: cannot write there ({e.strerror})") from None
             raise
 

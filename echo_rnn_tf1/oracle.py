@@ -21,7 +21,7 @@ try:
     runpy.run_module("echo_rnn_tf1.source_2017", run_name="__main__", alter_sys=True)
     code = 0
 except BaseException as e:
-    code = e.code if isinstance(e, SystemExit) else failures.report(e)
+    code = e.code if isinstance(e, SystemExit) else failures.print_failure(e)
 sys.stdout.flush(); sys.stderr.flush(); os._exit(code if isinstance(code, int) else 1)
 """
 

@@ -82,7 +82,7 @@ def _run(path, info):
         value = info.get(name, default)
         if value is KeyError:
             raise KeyError(name)
-        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in _tuple(kinds) or not rule(value):
+        if not isinstance(value, kinds) or isinstance(value, bool) and kinds is not bool or not rule(value):
             raise ValueError(f"{name}: {value!r:.60} is not what a run records")
         return value
 
@@ -102,10 +102,6 @@ def _machine_record(machine):
     """``machine.describe()``'s record: names and numbers, and whether TensorFlow is a CUDA build (or not known)."""
     return (all(isinstance(v, (str, int, type(None))) for v in machine.values())
             and machine.get("cuda_build") in (True, False, None))
-
-
-def _tuple(kinds):
-    return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
 def _plain(name):

@@ -16,7 +16,7 @@ import sys
 
 from . import machine
 from .config import SEED_LIMIT, Config
-from .failures import EXIT_FAILED, EXIT_OK, HeldStops, Interrupted, describe
+from .failures import EXIT_FAILED, EXIT_OK, HeldStops, Interrupted, exit_code_and_line
 from .folder import RunFolder
 from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, MEMORY_PNG, PREDICTIONS_PNG, STATES_PNG,
                      TENSORBOARD, WEIGHTS_PNG, checkpoint_digests)
@@ -100,7 +100,7 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
             folder.discard()
             raise
         with contextlib.suppress(Exception):  # (a full disk, say: the failure itself is what gets reported)
-            folder.write(status="failed", cause=describe(e)[1], steps_done=len(losses))
+            folder.write(status="failed", cause=exit_code_and_line(e)[1], steps_done=len(losses))
         raise
     finally:
         if board is not None:

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, TINY_RUN, one_error_line
 from echo_rnn_tf1 import cli
-from echo_rnn_tf1.failures import TRACEBACK_VARIABLE, BadInput, Interrupted, MachineError, PackageError, describe
+from echo_rnn_tf1.failures import TRACEBACK_VARIABLE, BadInput, Interrupted, MachineError, PackageError, exit_code_and_line
 
 PASTED_2017 = os.path.join(ROOT, "tests", "data", "pasted_2017.txt")
 
@@ -193,5 +193,5 @@ def test_a_command_whose_terminal_hung_up_ends_with_its_own_exit_code():
 def test_the_one_line_of_an_error_is_one_line_whatever_its_message():
     # (what every command prints goes through describe: see the table above)
     for error in (BadInput("a\nb\rc"), MachineError("a\nb"), OSError(errno.EIO, "Input/output error", "a\nb")):
-        code, line = describe(error)
+        code, line = exit_code_and_line(error)
         assert "\n" not in line and "\r" not in line and "a\\nb" in line

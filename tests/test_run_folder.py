@@ -15,7 +15,7 @@ import pytest
 from conftest import TINY_RUN, checked_record, one_error_line, run_record
 from echo_rnn_tf1 import folder as folder_module
 from echo_rnn_tf1 import train as train_module
-from echo_rnn_tf1.failures import describe
+from echo_rnn_tf1.failures import exit_code_and_line
 from echo_rnn_tf1.record import atomic_write, lock, read_losses, write_json
 
 
@@ -309,5 +309,5 @@ def test_a_failed_write_names_the_file(tmp_path):
 
     with pytest.raises(OSError) as raised:
         atomic_write(tmp_path / "loss.png", write)
-    assert describe(raised.value) == (3, f"disk full: {tmp_path / 'loss.png'}: No space left on device")
+    assert exit_code_and_line(raised.value) == (3, f"disk full: {tmp_path / 'loss.png'}: No space left on device")
     assert os.listdir(tmp_path) == []
