@@ -36,16 +36,11 @@ def prefer_legacy_keras():
 
 
 def freeze_on_import():
-    """For a process of the package's own (the command line, an envelope's worker): TensorFlow's first import runs
-    with Python's garbage collector paused, and what exists then is frozen out of every later collection.
-
-    While TensorFlow loads, the collector walks every object made so far each time its oldest generation fills (6
-    times, 0.4-0.5 s of a 2.3 s import), and every full collection after walks them again: 0.5 s of a whole
-    ``--engine tf2`` run is the collector's, 0.01 s with this (Python 3.11, TensorFlow 2.21). Of the 455,000 objects
-    the import leaves, 1,536 are garbage (cycles nobody holds): frozen, they are never freed; the peak memory of a
-    run is the same to 0.2 %. Not for a process that is someone else's (a notebook's kernel): its objects would be
-    frozen too.
-    """
+    """For a process of the package's own (the command line, an envelope's worker), not a notebook's kernel: run
+    TensorFlow's first import with Python's garbage collector paused, then freeze what exists out of every later
+    collection. The collector otherwise walks TensorFlow's 455,000 objects 6 times during the import and at every
+    full collection after: 0.5 s of a whole ``--engine tf2`` run, 0.01 s with this (Python 3.11, TensorFlow 2.21);
+    the 1,536 of them that are garbage are never freed, and a run's peak memory is the same to 0.2 %."""
     global _freeze_on_import
     _freeze_on_import = True
 
