@@ -51,47 +51,24 @@ def forward(tf, params, batchX, config):
     return tf.transpose(logits, [0, 1, 3, 2])
 
 
-class SeedsEngine:
-    """The compiled epoch of many seeds for one configuration; call ``train`` with their starting points."""
+def epoch_of_seeds(tf, config):
+    """The compiled epoch of many seeds: every seed trained on its windows in order; returns the new weights and
+    accumulators and each step's loss ``[steps, seeds]``. Traced again only for a new number of seeds."""
 
-    def __init__(self, config):
-        tf = self.tf = import_tensorflow()
-        self.config = config
-        self._epoch = tf.function(self._epoch_steps, jit_compile=True, autograph=False)  # retraced only for a new
-                                                                                          # number of seeds
+    def step(params, accumulators, batchX, batchY):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            logits = forward(tf, params, batchX, config)                   # [batch, length, seeds, num_classes]
+            total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.cast(batchY, tf.int32), logits=logits), axis=[0, 1])  # [seeds]: each seed's mean
+            summed = tf.reduce_sum(total_loss)  # its gradient for a seed's weights is that seed's own
+        params, accumulators = adagrad(tf, params, accumulators, tape.gradient(summed, params), config.learning_rate)
+        return params, accumulators, total_loss
 
-    def _epoch_steps(self, params, accumulators, windowsX, windowsY):
-        """Train every seed on its windows in order; return the new state and each step's loss ``[steps, seeds]``."""
-        tf, config = self.tf, self.config
-
-        def step(params, accumulators, batchX, batchY):
-            with tf.GradientTape() as tape:
-                tape.watch(params)
-                logits = forward(tf, params, batchX, config)                   # [batch, length, seeds, num_classes]
-                total_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=tf.cast(batchY, tf.int32), logits=logits), axis=[0, 1])  # [seeds]: each seed's mean
-                summed = tf.reduce_sum(total_loss)  # its gradient for a seed's weights is that seed's own
-            params, accumulators = adagrad(tf, params, accumulators, tape.gradient(summed, params), config.learning_rate)
-            return params, accumulators, total_loss
-
+    def epoch(params, accumulators, windowsX, windowsY):
         return steps_in_order(tf, step, params, accumulators, windowsX, windowsY)
 
-    def train(self, seeds, stop=None):
-        """Losses ``[len(seeds), num_steps]`` float32 of ``seeds`` trained side by side, each from ``drawn_start(config,
-        seed)``; ``stop`` (a ``threading.Event``), once set, ends training between epochs or seeds' starting points
-        (and returns None)."""
-        tf, config, stop = self.tf, self.config, stop or threading.Event()
-        values, windowsX, windowsY = stacked_starts(config, seeds, stop)
-        params = tuple(tf.constant(value) for value in values.values())
-        accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in params)
-        windowsX, windowsY = tf.constant(windowsX), tf.constant(windowsY)
-        epochs = []
-        for _ in range(config.num_epochs):
-            if stop.is_set():
-                return None
-            params, accumulators, losses = self._epoch(params, accumulators, windowsX, windowsY)
-            epochs.append(losses.numpy())
-        return np.concatenate(epochs).T.copy()  # [seeds, num_steps]
+    return tf.function(epoch, jit_compile=True, autograph=False)
 
 
 def stacked_starts(config, seeds, stop=None):
@@ -121,23 +98,34 @@ def chunks(seeds, jobs, max_chunk=MAX_CHUNK):
     return [c + [c[-1]] * (size - len(c)) for c in cut], [len(c) for c in cut]
 
 
-def train_seeds(config, seeds, jobs=1, on_chunk=None):
+def train_seeds(config, seeds, jobs=1, on_chunk=lambda seeds, losses: None):
     """Losses of every seed, ``[len(seeds), num_steps]`` float32, trained ``jobs`` chunks at a time, each chunk in a
     thread of its own calling one compiled program (XLA runs it on one core). ``on_chunk(chunk_seeds, losses)``
     as each chunk finishes. A failure in a chunk, or a signal (``KeyboardInterrupt``, ``Interrupted``) in this
     thread, stops the other chunks at their next epoch; it is raised once they have stopped."""
-    engine, stop = SeedsEngine(config), threading.Event()
-    parts, sizes = chunks(seeds, jobs)
-    results = {}
-    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        try:
-            futures = {pool.submit(engine.train, part, stop): k for k, part in enumerate(parts)}
-            for future in concurrent.futures.as_completed(futures):
-                k = futures[future]
-                results[k] = future.result()[:sizes[k]]
-                if on_chunk is not None:
-                    on_chunk(parts[k][:sizes[k]], results[k])
-        finally:
-            stop.set()  # (the rest stop at their next epoch; the pool waits for them)
-            pool.shutdown(cancel_futures=True)
-    return np.concatenate([results[k] for k in range(len(parts))])
+    tf, stop = import_tensorflow(), threading.Event()
+    epoch, (parts, sizes) = epoch_of_seeds(tf, config), chunks(seeds, jobs)
+
+    def train(part):  # losses [len(part), num_steps]; once stop is set, None at the next epoch or starting point
+        values, windowsX, windowsY = stacked_starts(config, part, stop)
+        params = tuple(tf.constant(value) for value in values.values())
+        accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in params)
+        windowsX, windowsY = tf.constant(windowsX), tf.constant(windowsY)
+        epochs = []
+        for _ in range(config.num_epochs):
+            if stop.is_set():
+                return None
+            params, accumulators, losses = epoch(params, accumulators, windowsX, windowsY)
+            epochs.append(losses.numpy())
+        return np.concatenate(epochs).T.copy()  # [seeds, num_steps], in C order as losses.npy stores it
+
+    pool = concurrent.futures.ThreadPoolExecutor(jobs)
+    try:
+        futures = {pool.submit(train, part): part[:size] for part, size in zip(parts, sizes)}  # its seeds, unpadded
+        for future in concurrent.futures.as_completed(futures):
+            chunk = futures[future]
+            on_chunk(chunk, future.result()[:len(chunk)])
+    finally:
+        stop.set()  # (the rest stop at their next epoch; the pool waits for them)
+        pool.shutdown(cancel_futures=True)
+    return np.concatenate([future.result()[:len(chunk)] for future, chunk in futures.items()])
