@@ -18,22 +18,21 @@ import numpy as np
 from .compare import compare
 from .config import SEED_LIMIT, Config, ConfigError, folder_type, seed_type
 from .failures import EXIT_OK, Interrupted, MachineError, Parser, machine_failure
+from .folder import check_folder_path
 from .logs import logged_points
 from .machine import usable_cores
 from .record import RunError, atomic_write, lock, write_csv, write_json
-from .folder import check_folder_path
 
 SEEDS_LIMIT = 10**6  # 5000 float32 losses a seed kept to the end, and the band's copy: 40 GB (193 MiB at 10,000 seeds)
 FILES = ("envelope.csv", "seeds.csv", "losses.npy", "reference_percentiles.csv", "envelope.png", "envelope.json")
 
 
 def plural(count, noun):
-    """``"1 seed"``, ``"2 seeds"``."""
     return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def seeds_text(seeds):
-    """``"seed 7"`` for one, ``"seeds 7-9"`` for consecutive seeds from the first to the last."""
+    """``"seed 7"``, or ``"seeds 7-9"`` for consecutive seeds."""
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
 
 
@@ -57,21 +56,20 @@ def _worker_start():
 
 def train_seeds(seeds, jobs, on_done=lambda seed, losses: None):
     """Losses of every seed, ``[len(seeds), num_steps]``, trained by ``jobs`` worker processes one seed at a time;
-    ``on_done(seed, losses)`` as each finishes. However this ends, every worker is stopped before it returns. SIGHUP
-    is blocked while the pool starts multiprocessing's resource tracker, which keeps it so: a hang-up sent to the
-    whole group killed the tracker, and the pool's shutdown then printed tracebacks."""
+    ``on_done(seed, losses)`` as each finishes. However this ends, every worker is stopped before it returns."""
+    # SIGHUP is blocked while the pool starts multiprocessing's resource tracker, which keeps it so: a hang-up sent to
+    # the whole group killed the tracker, and the pool's shutdown then printed tracebacks.
     hup = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGHUP])
     try:
         pool = concurrent.futures.ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"),  # (TensorFlow does
                                                       initializer=_worker_start)                 # not survive fork)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, hup)
-    workers, results = pool._processes, {}  # by pid (concurrent.futures stops running workers only from Python 3.14)
+    workers = pool._processes  # by pid (concurrent.futures stops running workers only from Python 3.14)
     try:
         futures = {pool.submit(train_seed, seed): seed for seed in seeds}
         for future in concurrent.futures.as_completed(futures):
-            results[futures[future]] = future.result()
-            on_done(futures[future], results[futures[future]])
+            on_done(futures[future], future.result())
     except concurrent.futures.process.BrokenProcessPool:  # (every seed not done then fails so, whoever died)
         pool.shutdown(wait=True)  # the pool has stopped the other workers, with SIGTERM
         killed = sorted({-p.exitcode for p in workers.values() if (p.exitcode or 0) < 0} - {signal.SIGTERM})
@@ -83,7 +81,7 @@ def train_seeds(seeds, jobs, on_done=lambda seed, losses: None):
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return np.stack([results[seed] for seed in seeds])
+    return np.stack([future.result() for future in futures])
 
 
 def band(all_losses):
@@ -112,16 +110,6 @@ def percentile_lines(rows):
             for epoch in sorted({row[0] for row in rows})]
 
 
-def seed_rows(seeds, all_losses, reference_points, config=Config()):
-    """Per seed: ``(seed, match, widest gap in decades among the judged epochs, last epoch's mean, its verdict)``."""
-    rows = []
-    for seed, losses in zip(seeds, all_losses):
-        verdict = compare(logged_points(losses, config.num_batches), reference_points)
-        widest = max((abs(e[3]) for e in verdict.epochs if e[4] is not None and e[3] is not None), default=math.inf)
-        rows.append((seed, verdict.match, widest, float(losses[-config.num_batches:].mean()), verdict.summary))
-    return rows
-
-
 def save(out, seeds, all_losses, reference_points, config=Config(), record=None):
     """Write FILES into ``out`` (envelope.json only given ``record``: how it was made); return the summary's lines."""
     from .plots import envelope_figure, save_figure
@@ -130,29 +118,33 @@ def save(out, seeds, all_losses, reference_points, config=Config(), record=None)
         with open(tmp, "wb") as f:  # (given a name, np.save would add .npy to it)
             np.save(f, all_losses)  # [seeds, steps] float32, every step of every seed
 
+    verdicts = [compare(logged_points(losses, config.num_batches), reference_points) for losses in all_losses]
+    matches = [verdict.match for verdict in verdicts]
+    gaps = [max((abs(e[3]) for e in verdict.epochs if e[4] is not None and e[3] is not None), default=math.inf)
+            for verdict in verdicts]  # each seed's widest gap in decades among the judged epochs
     low, p10, median, p90, high = bands = band(all_losses)
     epoch, step = divmod(np.arange(all_losses.shape[1]), config.num_batches)
     write_csv(os.path.join(out, "envelope.csv"), "epoch,step,min,p10,median,p90,max",
               zip(epoch, step, low, p10, median, p90, high))
-    rows = seed_rows(seeds, all_losses, reference_points, config)
     write_csv(os.path.join(out, "seeds.csv"), "seed,match,widest_epoch_gap_decades,last_epoch_mean_loss",
-              ((seed, int(match), f"{gap:.3f}", f"{mean:.4g}") for seed, match, gap, mean, _ in rows))
+              ((seed, int(match), f"{gap:.3f}", f"{losses[-config.num_batches:].mean():.4g}")
+               for seed, match, gap, losses in zip(seeds, matches, gaps, all_losses)))
     atomic_write(os.path.join(out, "losses.npy"), write_npy)
     percentiles = reference_percentiles(all_losses, reference_points, config)
     write_csv(os.path.join(out, "reference_percentiles.csv"), "epoch,step,loss_2017,percentile_among_seeds",
               ((epoch, step, loss, f"{percentile:.1f}") for epoch, step, loss, percentile in percentiles))
-    figure = envelope_figure(seeds, all_losses, bands, [row[1] for row in rows], reference_points, config.num_batches)
+    figure = envelope_figure(seeds, all_losses, bands, matches, reference_points, config.num_batches)
     save_figure(figure, os.path.join(out, "envelope.png"))
     if record is not None:
         write_json(os.path.join(out, "envelope.json"), record)
 
-    matching = [row for row in rows if row[1]]
-    widest = f" (widest epoch gap among them: {max(r[2] for r in matching):.2f} decades)" if matching else ""
+    matching_gaps = [gap for gap, match in zip(gaps, matches) if match]
+    widest = f" (widest epoch gap among them: {max(matching_gaps):.2f} decades)" if matching_gaps else ""
     return [f"The 2017 run lies inside the band [min, max] of {plural(len(seeds), 'seed')} at "
             f"{reference_inside(reference_points, low, high, config)} of its {len(reference_points)} points, "
             f"inside [10th, 90th percentile] at {reference_inside(reference_points, p10, p90, config)}.",
-            f"{len(matching)} of {len(seeds)} seeds match the 2017 run by compare's criterion{widest}.",
-            *(f"  seed {seed}: {summary}" for seed, match, _, _, summary in rows if not match),
+            f"{len(matching_gaps)} of {len(seeds)} seeds match the 2017 run by compare's criterion{widest}.",
+            *(f"  seed {seed}: {verdict.summary}" for seed, verdict in zip(seeds, verdicts) if not verdict.match),
             f"The 2017 run's percentile among the {plural(len(seeds), 'seed')} at its logged points (the percentage "
             f"of seeds below it; 0: below them all):",
             *percentile_lines(percentiles),
@@ -183,7 +175,6 @@ def envelope_command(argv):
     """Train the seeds, then write the envelope into a folder that was new or empty, and locked meanwhile: another
     command cannot take it, and if this one stops, only what it wrote goes."""
     args = envelope_parser().parse_args(argv)
-    started = time.perf_counter()
     for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
         if value < 1:
             raise ConfigError(f"{flag} {value}: must be a positive integer")
@@ -192,11 +183,9 @@ def envelope_command(argv):
                           f"the largest numpy takes")
     if args.seeds > SEEDS_LIMIT:
         raise ConfigError(f"--seeds {args.seeds}: more than {SEEDS_LIMIT:.0e}, whose losses alone take 20 GB")
-    jobs = min(args.jobs, args.seeds, usable_cores())
-    capped = f" (--jobs {args.jobs} capped at {jobs}: one per seed and per usable core)" if jobs < args.jobs else ""
     out, created, held = _take_folder(args.out)
     try:
-        return _envelope(args, jobs, capped, out, started)
+        return _envelope(args, out)
     except BaseException as e:
         for name in FILES:  # what this envelope wrote, if it began: its folder was empty and is locked
             with contextlib.suppress(FileNotFoundError):
@@ -242,51 +231,43 @@ def _take_folder(out):
     return out, False, held
 
 
-def _envelope(args, jobs, capped, out, started):
+def _envelope(args, out):
+    """Train the seeds with ``args.engine``, printing as it goes; write the envelope into ``out``."""
     from . import machine
     from .logs import reference_points
 
-    config, seeds = Config(), list(range(args.first_seed, args.first_seed + args.seeds))
+    started, config = time.perf_counter(), Config()
+    seeds, jobs = list(range(args.first_seed, args.first_seed + args.seeds)), min(args.jobs, args.seeds, usable_cores())
+    capped = f" (--jobs {args.jobs} capped at {jobs}: one per seed and per usable core)" if jobs < args.jobs else ""
+    how, trained = {"jobs": jobs}, plural(len(seeds), "seed")
     if args.engine == "tf1":
-        print(f"Training {plural(len(seeds), 'seed')} of the source's defaults, {jobs} at a time{capped}", flush=True)
+        print(f"Training {trained} of the source's defaults, {jobs} at a time{capped}", flush=True)
         all_losses = train_seeds(seeds, jobs, on_done=lambda seed, losses: print(
             f"seed {seed}: last epoch's mean loss {losses[-config.num_batches:].mean():.3g}", flush=True))
-        how = {"jobs": jobs}
+        engine_line, engine_note = f"Engine tf1: {trained}, {jobs} worker process{'es' * (jobs != 1)} at a time", ""
     else:
-        all_losses, how = _train_tf2(config, seeds, jobs, capped)
+        from . import tf2_seeds
+        from .tfcompat import import_quiet_tensorflow
+
+        def done(chunk, losses):
+            last = losses[:, -config.num_batches:].mean(axis=1)
+            print(f"{seeds_text(chunk)}: last epoch's mean loss: median {np.median(last):.3g}, "
+                  f"largest {last.max():.3g}", flush=True)
+
+        parts, _ = tf2_seeds.chunks(seeds, jobs)
+        how.update(programs=len(parts), seeds_per_program=len(parts[0]))
+        programs = plural(len(parts), "compiled program")
+        print(f"Training {trained} of the source's defaults with the tf2 engine: {programs} of "
+              f"{plural(len(parts[0]), 'seed')}, {jobs} at a time{capped}", flush=True)
+        import_quiet_tensorflow()
+        all_losses = tf2_seeds.train_seeds(config, seeds, jobs, on_chunk=done)
+        engine_line = f"Engine tf2: {trained} in {programs} of {len(parts[0])}, {jobs} at a time"
+        engine_note = f", loading TensorFlow and compiling included\n{tf2_seeds.AGREEMENT}"
     train_seconds = time.perf_counter() - started
     record = {"engine": args.engine, "first_seed": seeds[0], "seeds": len(seeds), **how,
               "config": config.to_dict(), "seconds": round(train_seconds, 2), "versions": machine.versions(),
               "machine": machine.describe(sys.modules.get("tensorflow")),  # (with cuda_build where it is loaded)
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     print(*save(out, seeds, all_losses, reference_points(), config, record), sep="\n")
-    if args.engine == "tf1":
-        print(f"Engine tf1: {plural(len(seeds), 'seed')}, {jobs} worker process{'es' * (jobs != 1)} at a time: "
-              f"{train_seconds:.1f} s of training")
-    else:
-        from .tf2_seeds import AGREEMENT
-
-        print(f"Engine tf2: {plural(len(seeds), 'seed')} in {plural(how['programs'], 'compiled program')} of "
-              f"{how['seeds_per_program']}, {jobs} at a time: {train_seconds:.1f} s of training, loading TensorFlow "
-              f"and compiling included", AGREEMENT, sep="\n")
+    print(f"{engine_line}: {train_seconds:.1f} s of training{engine_note}")
     return EXIT_OK
-
-
-def _train_tf2(config, seeds, jobs, capped):
-    """Train ``seeds`` with the tf2 engine, printing as it goes; return their losses and how, for envelope.json."""
-    from . import tf2_seeds
-    from .tfcompat import import_quiet_tensorflow
-
-    parts, _ = tf2_seeds.chunks(seeds, jobs)
-    print(f"Training {plural(len(seeds), 'seed')} of the source's defaults with the tf2 engine: "
-          f"{plural(len(parts), 'compiled program')} of {plural(len(parts[0]), 'seed')}, {jobs} at a time{capped}",
-          flush=True)
-    import_quiet_tensorflow()
-
-    def done(chunk, losses):
-        last = losses[:, -config.num_batches:].mean(axis=1)
-        print(f"{seeds_text(chunk)}: last epoch's mean loss: median {np.median(last):.3g}, "
-              f"largest {last.max():.3g}", flush=True)
-
-    return tf2_seeds.train_seeds(config, seeds, jobs, on_chunk=done), {
-        "jobs": jobs, "programs": len(parts), "seeds_per_program": len(parts[0])}
