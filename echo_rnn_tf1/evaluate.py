@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from .data import echo_targets, generate_data, windows
+from .data import echo_targets, generate_data
 from .failures import tensorflow_said
 from .model import build_model, trained_variables
 from .plots import MOST_ROWS, MOST_WINDOWS
@@ -99,36 +99,23 @@ def _check_checkpoint(tf, checkpoint, expected):
             raise RunError(f"{checkpoint}: {name} is {found}, but run.json's hyperparameters need shape {shape}")
 
 
-def score_series(sess, model, inputs_value, targets_value, carry_state=False):
-    """Losses and correctness ``[rows * windows, truncated_backprop_length]`` of a series ``[rows, columns]`` fed
-    window by window (``train.run_windows``), carrying the state along each row if ``carry_state``."""
-    fed = list(run_windows(sess, model, inputs_value, targets_value, [model.losses, model.predictions], carry_state))
-    losses = np.stack([window_losses for _, (window_losses, _) in fed], axis=1)  # [rows, windows, length]
-    predicted = np.stack([p for _, (_, p) in fed], axis=1).argmax(axis=-1)      # [rows, windows, length]
-    correct = predicted == targets_value.reshape(predicted.shape)
-    length = model.batchX_placeholder.shape[1]
-    return losses.reshape(-1, length), correct.reshape(-1, length)
-
-
-def score(sess, model, batchX, batchY):
-    """Per-window losses and correctness ``[windows, truncated_backprop_length]`` of ``model`` in ``sess``, every
-    window from a zero state.
-
-    Works with the training graph too: windows are fed in chunks of its fixed batch size.
-    """
-    chunk = model.batchX_placeholder.shape[0] or len(batchX)
-    scored = [score_series(sess, model, batchX[start:start + chunk], batchY[start:start + chunk])
-              for start in range(0, len(batchX), chunk)]
-    return np.concatenate([losses for losses, _ in scored]), np.concatenate([correct for _, correct in scored])
-
-
 def score_as_trained(sess, model, inputs_value, targets_value, config):
-    """``score`` of a series ``[rows, columns]`` fed as ``config`` trained: with ``carry_state`` row by row,
-    carrying the state; otherwise every window from a zero state, all at once where the graph allows."""
-    if config.carry_state:
-        return score_series(sess, model, inputs_value, targets_value, carry_state=True)
+    """Losses and correctness ``[windows, truncated_backprop_length]`` of a series ``[rows, columns]`` fed as
+    ``config`` trains (``train.run_windows``): with ``carry_state`` each row window after window, carrying the state;
+    otherwise every window from a zero state, as many at once as the graph takes (the training graph: its batch)."""
     length = config.truncated_backprop_length
-    return score(sess, model, inputs_value.reshape(-1, length), targets_value.reshape(-1, length))
+    if not config.carry_state:  # every window a row of its own
+        inputs_value, targets_value = inputs_value.reshape(-1, length), targets_value.reshape(-1, length)
+    chunk = model.batchX_placeholder.shape[0] or len(inputs_value)
+    losses, correct = [], []
+    for start in range(0, len(inputs_value), chunk):
+        batchX, batchY = inputs_value[start:start + chunk], targets_value[start:start + chunk]
+        fed = [values for _, values in run_windows(sess, model, batchX, batchY, [model.losses, model.predictions],
+                                                   config.carry_state)]
+        predicted = np.stack([p for _, p in fed], axis=1).argmax(axis=-1)  # [rows, windows, length]
+        losses.append(np.stack([window_losses for window_losses, _ in fed], axis=1).reshape(-1, length))
+        correct.append((predicted == batchY.reshape(predicted.shape)).reshape(-1, length))
+    return np.concatenate(losses), np.concatenate(correct)
 
 
 def report(losses, correct, config, seed):
@@ -146,14 +133,6 @@ def report(losses, correct, config, seed):
 def _finite(value):
     """``value`` as a float, or None where it is not finite (a loss of a net certain and wrong): JSON has no inf."""
     return float(value) if np.isfinite(value) else None
-
-
-def fresh_windows(config, seed):
-    """A fresh series drawn by the training recipe with ``seed`` (global random state untouched), as
-    ``[num_windows, truncated_backprop_length]``."""
-    inputs_value, targets_value = generate_data(config, np.random.RandomState(seed))
-    length = config.truncated_backprop_length
-    return windows(inputs_value, config).reshape(-1, length), windows(targets_value, config).reshape(-1, length)
 
 
 def evaluate(run_dir, seed):
