@@ -3,17 +3,14 @@
 Line for line against the faithful graph (``model.py``) and its loop (``train.py``):
 
 - ``tf.compat.v1.placeholder`` + ``feed_dict``  ->  the epoch's windows passed in as one tensor;
-- ``BasicRNNCell`` + ``dynamic_rnn``            ->  the cell's recurrence written out:
-  ``h = tanh(concat([x_t, h]) @ kernel + bias)`` from a zero state, over the window;
-- ``AdagradOptimizer(lr).minimize``            ->  ``tf.GradientTape`` and TF1's update written out:
-  ``acc += g * g; var -= lr * g / sqrt(acc)``, ``acc`` starting at 0.1, no epsilon;
+- ``BasicRNNCell`` + ``dynamic_rnn``            ->  ``h = tanh(concat([x_t, h]) @ kernel + bias)`` from a zero state;
+- ``AdagradOptimizer(lr).minimize``            ->  ``tf.GradientTape`` and TF1's ``ApplyAdagrad`` written out;
 - one session call per batch from Python        ->  a ``tf.while_loop`` over the batches inside one
   ``tf.function(jit_compile=True)`` call per epoch; each step's update lands before the next step's loss.
 
-The series and the initial weights are the faithful graph's for the same seed, so the two engines start
-from the same place and differ only by float rounding.
+The series and the initial weights are the faithful graph's for the same seed (``drawn_start``), so the two
+engines differ only by float rounding.
 """
-import contextlib
 import dataclasses
 import functools
 import math
@@ -25,7 +22,7 @@ import numpy as np
 from .config import ADAGRAD_INITIAL_ACCUMULATOR, ConfigError
 from .data import generate_data, windows
 from .tfcompat import import_tensorflow
-from .train import Diverged, after_step
+from .train import after_step, until_stopped
 
 
 def kernel_seed(seed):
@@ -34,20 +31,15 @@ def kernel_seed(seed):
     return random.Random(seed).randint(1, int(1e9))
 
 
-def glorot_limit(fan_in, fan_out):
-    """Keras's Glorot-uniform bound, computed as it does: ``sqrt(3 * scale / fan_avg)``, scale 1."""
-    return math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))
-
-
 def drawn_start(config, seed):
-    """``(initial weights by variable name, inputs_value, targets_value)`` for ``seed``, drawn as the faithful graph
-    draws them but without building it (``train.faithful_start`` builds it): the same values, bit for bit."""
+    """``(initial weights by variable name, inputs_value, targets_value)`` for ``seed``: ``train.faithful_start``'s
+    values bit for bit, drawn without building the faithful graph (2.6 ms instead of 0.15 s)."""
     tf = import_tensorflow()
     rng = np.random.RandomState(seed)  # what np.random.seed(seed) then the source's draws give
     inputs_value, targets_value = generate_data(config, rng)
     W2 = rng.rand(config.state_size, config.num_classes)  # drawn after the data, as build_model does
     shape = [config.num_classes + config.state_size, config.state_size]  # concat([x_t, h]) @ kernel
-    limit = glorot_limit(*shape)
+    limit = math.sqrt(3.0 / max(1.0, sum(shape) / 2.0))  # Keras's Glorot-uniform bound, computed as Keras does
     kernel = tf.random.stateless_uniform(shape, seed=[kernel_seed(seed), 0], minval=-limit, maxval=limit)
     values = {"rnn/basic_rnn_cell/kernel": kernel.numpy(),
               "rnn/basic_rnn_cell/bias": np.zeros(config.state_size, np.float32),
@@ -62,9 +54,8 @@ def epoch_windows(values, config):
 
 
 def forward(tf, params, batchX, config):
-    """Logits ``[batch, truncated_backprop_length, num_classes]``: the faithful graph's math, written out.
-
-    ``params``: the weights by name, in the order the faithful graph creates them (``trained_variables``)."""
+    """Logits ``[batch, truncated_backprop_length, num_classes]``: the faithful graph's math, written out; ``params``
+    by name, in the faithful graph's order (``trained_variables``)."""
     kernel, bias, W2, b2 = params.values()
     one_hot = tf.one_hot(batchX, config.num_classes)                      # [batch, length, num_classes]
     state = tf.zeros([tf.shape(batchX)[0], config.state_size])            # every window from a zero state
@@ -78,8 +69,8 @@ def forward(tf, params, batchX, config):
 
 
 def adagrad(tf, params, accumulators, gradients, learning_rate):
-    """TF1's Adagrad update, exactly: ``acc += g * g; var -= lr * g / sqrt(acc)``; returns the new
-    ``(params, accumulators)``."""
+    """TF1's ``ApplyAdagrad`` as it computes: ``acc += g * g; var -= lr * g * rsqrt(acc)``, ``acc`` from 0.1, no
+    epsilon; the new ``(params, accumulators)``."""
     accumulators = tuple(a + g * g for a, g in zip(accumulators, gradients))
     params = tuple(p - learning_rate * g * tf.math.rsqrt(a) for p, g, a in zip(params, gradients, accumulators))
     return params, accumulators
@@ -116,15 +107,13 @@ def epoch_steps(tf, config, names, params, accumulators, windowsX, windowsY):
 
 
 def compiled_epoch(config, names):
-    """The epoch as one ``tf.function(jit_compile=True)``, pure (weights and accumulators in, new ones out): one per
+    """The epoch as one pure ``tf.function(jit_compile=True)``, weights and accumulators in, new ones out: one per
     configuration (``num_epochs`` aside) and variable ``names`` in this process (``epoch_program``)."""
     return epoch_program(dataclasses.replace(config, num_epochs=1), tuple(names))
 
 
-# The compiled epoch depends on the shapes and hyperparameters, not on the seed or num_epochs: it is made once per
-# configuration in a process and shared by every Engine of it (seeds one after another, a notebook that trains
-# again), which would otherwise trace and XLA-compile it anew (about a second each). ``epoch_program.cache_clear()``
-# forgets them all (to time a compilation again).
+# Shared by every Engine of a configuration in the process (seeds one after another, a notebook that trains again),
+# which would otherwise trace and XLA-compile it anew, about a second each. ``cache_clear()`` forgets them all.
 @functools.cache
 def epoch_program(config, names):
     tf = import_tensorflow()
@@ -136,12 +125,7 @@ def epoch_program(config, names):
 
 
 class Engine:
-    """The TF2 engine for one configuration: the weights, Adagrad's accumulators, and the compiled epoch.
-
-    The epoch is a pure function, weights and accumulators in, new ones out, so the first call, which traces
-    and XLA-compiles it, can be made and thrown away (``compile``) to time compilation apart from training; the
-    compiled epoch is shared by every Engine of the same configuration in the process (``compiled_epoch``).
-    """
+    """The TF2 engine for one configuration: the weights, Adagrad's accumulators, and the compiled epoch."""
 
     def __init__(self, config, initial_values):
         tf = import_tensorflow()
@@ -153,9 +137,9 @@ class Engine:
         self.epochs_trained = 0
 
     def compile(self, windowsX, windowsY):
-        """Trace and XLA-compile the epoch by running it once and discarding the result; return the seconds taken
-        (compilation, plus one epoch's run: a few percent of it; only that run where an Engine of this configuration
-        compiled it before in this process)."""
+        """Trace and XLA-compile the epoch by running it once, throwing the result away (it is pure), to time
+        compilation apart from training; return the seconds: one epoch's run included (a few percent of them), or
+        only that run where this configuration was compiled before in the process."""
         start = time.perf_counter()
         _, _, losses = self._epoch(self.params, self.accumulators, windowsX, windowsY)
         losses.numpy()
@@ -180,11 +164,8 @@ def refuse_variant(config):
 
 
 def start(config, seed):
-    """An ``Engine`` at the faithful graph's starting point for ``seed``, and the epoch's windows as tensors.
-
-    The starting point is drawn as the faithful graph draws it, without building that graph (``drawn_start``: the
-    same values bit for bit, 2.6 ms instead of 0.15 s). The engine writes out the source's network and loop alone:
-    a ``config`` that chose a variant is refused."""
+    """An ``Engine`` at the faithful graph's starting point for ``seed`` (``drawn_start``), and the epoch's windows as
+    tensors; a ``config`` that chose a variant is refused."""
     refuse_variant(config)
     tf = import_tensorflow()
     values, inputs_value, targets_value = drawn_start(config, seed)
@@ -214,18 +195,9 @@ def train(config, seed, log=print, on_step=None):
 
 
 def train_values(config, seed, log=print, on_step=None, steps=None):
-    """Seed, compile and train as ``train`` does; return ``(trained values by variable name, steps trained, why
-    training stopped early or None, {"train_seconds": the loop's, "compile_seconds": XLA's})``: a ``Diverged``, or
-    the ``KeyboardInterrupt`` of a stop signal. ``steps``: a context entered around the training loop alone
-    (``failures.HeldStops``)."""
+    """Train as ``train`` does; return what ``train.train_values`` returns, XLA's ``compile_seconds`` in the timing."""
     engine, windowsX, windowsY = start(config, seed)
     compile_seconds = engine.compile(windowsX, windowsY)
-    started = time.perf_counter()
-    try:
-        with steps or contextlib.nullcontext():
-            run_epochs(engine, windowsX, windowsY, log, on_step)
-        stopped = None
-    except (Diverged, KeyboardInterrupt) as e:
-        stopped = e
-    timing = {"train_seconds": time.perf_counter() - started, "compile_seconds": compile_seconds}
+    stopped, seconds = until_stopped(lambda: run_epochs(engine, windowsX, windowsY, log, on_step), steps)
+    timing = {"train_seconds": seconds, "compile_seconds": compile_seconds}
     return engine.values(), engine.epochs_trained * engine.config.num_batches, stopped, timing

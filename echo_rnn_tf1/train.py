@@ -13,7 +13,6 @@ from .model import build_model, trained_variables
 from .tfcompat import import_tensorflow
 
 
-
 class Diverged(ArithmeticError):
     """The loss became NaN or infinite; training stops at that step."""
 
@@ -28,16 +27,12 @@ def draw_seed():
 
 
 def prepare(config, seed, unroll=False, portable=False):
-    """Seed, generate the data and build the graph, in the source's order.
+    """Seed, generate the data and build the graph, in the source's order: ``(graph, model, inputs_value,
+    targets_value)``. ``unroll`` and ``portable``: see ``build_model``.
 
-    ``seed`` means exactly ``random.seed(seed); np.random.seed(seed); tf.compat.v1.set_random_seed(seed)`` at the
-    top of the source. Python's ``random`` matters: the legacy cell's kernel initializer draws its seed from it.
-    The graph is a fresh ``tf.Graph()`` rather than the process's default graph, so that eager TensorFlow 2
-    code can run in the same process; the results are bit-identical to running with eager execution off.
-
-    ``unroll`` builds the graph over ``static_rnn`` instead of ``dynamic_rnn``; ``portable`` trains with
-    ``exact_adagrad`` (see ``build_model``).
-    Returns ``(graph, model, inputs_value, targets_value)``.
+    ``seed`` means ``random.seed(seed); np.random.seed(seed); tf.compat.v1.set_random_seed(seed)`` at the top of
+    the source (the cell's kernel initializer draws its seed from ``random``). The graph is a fresh ``tf.Graph()``,
+    not the default one, so that eager TensorFlow 2 code can share the process: the same bits as eager execution off.
     """
     tf = import_tensorflow()
     random.seed(seed)
@@ -61,13 +56,10 @@ def faithful_start(config, seed):
 
 
 def session(graph, portable=False):
-    """A session for ``graph`` that runs every op in the calling thread, each kernel on one thread; ``portable``:
-    without Grappler's arithmetic optimizer, which would rewrite ``exact_adagrad``'s ``x / sqrt(y)`` into
-    ``x * rsqrt(y)``, an approximation whose bits depend on the CPU.
-
-    The same graph and kernels, so the same bits, as the source's ``tf.Session()``; for a graph this small,
-    handing ops to other threads costs more than it saves (``benchmarks/loop_overhead.py``). TensorFlow sizes
-    its thread pools when a process opens its first session; one opened later shares them.
+    """A session for ``graph`` running every op in the calling thread, each kernel on one thread: the same kernels, so
+    the same bits, as the source's ``tf.Session()``; for a graph this small, other threads cost more than they save
+    (``benchmarks/loop_overhead.py``). TensorFlow sizes its thread pools at a process's first session: later ones
+    share them. ``portable``: without Grappler's arithmetic optimizer (see ``model.exact_adagrad``).
     """
     tf = import_tensorflow()
     config = tf.compat.v1.ConfigProto(
@@ -160,10 +152,9 @@ def train(config, seed, log=print, on_step=None, unroll=False, portable=False):
 
 
 def train_values(config, seed, log=print, on_step=None, unroll=False, portable=False, steps=None, on_graph=None):
-    """Seed, build and train as ``train`` does; return ``(trained values by variable name, steps trained, why
-    training stopped early or None, {"train_seconds": the loop's})``: a ``Diverged``, or the ``KeyboardInterrupt``
-    of a stop signal, caught between steps so that what was learned so far can still be saved. ``steps``: a context
-    entered around the training loop alone (``failures.HeldStops``); ``on_graph(graph)``: once it is built."""
+    """Train as ``train`` does; return ``(trained values by variable name, steps trained, why training stopped early
+    or None, {"train_seconds": the loop's})`` (``steps``: see ``until_stopped``); ``on_graph(graph)`` once it is built.
+    """
     tf = import_tensorflow()
     graph, model, inputs_value, targets_value = prepare(config, seed, unroll, portable)
     if on_graph:
@@ -177,12 +168,20 @@ def train_values(config, seed, log=print, on_step=None, unroll=False, portable=F
 
     with session(graph, portable) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
-        started = time.perf_counter()
-        try:
-            with steps or contextlib.nullcontext():
-                run_training(sess, model, inputs_value, targets_value, config, log, counted)
-            stopped = None
-        except (Diverged, KeyboardInterrupt) as e:
-            stopped = e
-        timing = {"train_seconds": time.perf_counter() - started}
-        return sess.run(trained_variables(graph)), len(done), stopped, timing
+        stopped, seconds = until_stopped(
+            lambda: run_training(sess, model, inputs_value, targets_value, config, log, counted), steps)
+        return sess.run(trained_variables(graph)), len(done), stopped, {"train_seconds": seconds}
+
+
+def until_stopped(loop, steps=None):
+    """Run ``loop()`` inside the context ``steps`` (``failures.HeldStops``); return ``(why it stopped early or None,
+    its seconds)``: a ``Diverged``, or a stop signal's ``KeyboardInterrupt``, caught between steps so that what was
+    learned so far can still be saved."""
+    started = time.perf_counter()
+    stopped = None
+    try:
+        with steps or contextlib.nullcontext():
+            loop()
+    except (Diverged, KeyboardInterrupt) as e:
+        stopped = e
+    return stopped, time.perf_counter() - started
