@@ -1,9 +1,7 @@
 """Hyperparameters of the Echo-RNN (定义参数), with the 2017 source's values as defaults.
 
-The last six fields are the variants the source's own lineage went on to (Erik Hallström's series "How to build a
-Recurrent Neural Network in TensorFlow", on which the notebook is built): the state carried from window to
-window, the series' targets, new data every epoch, other cells, stacked layers, dropout. Each defaults to what
-the source does, so ``Config()`` is the source; ``changes_from_source`` names what a run changed.
+The last six fields are variants the source's own lineage went on to (Erik Hallström's series "How to build a
+Recurrent Neural Network in TensorFlow", on which the notebook is built), each defaulting to what the source does.
 """
 import dataclasses
 import math
@@ -61,8 +59,7 @@ class Config:
 
     def validate(self) -> "Config":
         """Return self, or raise ConfigError naming the first bad value (as its CLI flag)."""
-        for name in ("num_epochs", "total_series_length", "truncated_backprop_length",
-                     "state_size", "batch_size"):
+        for name in ("num_epochs", "total_series_length", "truncated_backprop_length", "state_size", "batch_size"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 _refuse(name, value, "must be a positive integer")
@@ -116,7 +113,7 @@ class Config:
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != f.default]
 
     def variant(self) -> list:
-        """The variants this configuration chose (``changes_from_source`` among ``VARIANTS``): [] for the source's network."""
+        """The ``VARIANTS`` among ``changes_from_source()``: [] for the source's network."""
         return [name for name in self.changes_from_source() if name in VARIANTS]
 
     def to_dict(self) -> dict:
@@ -133,7 +130,6 @@ class Config:
 
 
 def _float32(value) -> float:
-    """``value`` rounded to float32, as the graph holds it."""
     return struct.unpack("<f", struct.pack("<f", value))[0]
 
 

@@ -1,8 +1,5 @@
-"""The echo data (生成数据): a random binary series and the same series shifted by ``echo_step``.
-
-Exactly the source's recipe, drawing from numpy's global random state as the source does, so that a
-seeded run draws the same numbers in the same order (the data first, then ``W2``).
-"""
+"""The echo data (生成数据): a random binary series and the same series shifted by ``echo_step``, drawn as the
+source draws it (from numpy's global random state, before ``W2``)."""
 import numpy as np
 
 
@@ -59,11 +56,9 @@ def zero_series_start(targets_value, config):
 
 
 def echo_targets(bits, config):
-    """The targets the net is trained to give for a flat series of whole windows: the echo, window by window.
-
-    Unlike ``generate_data`` there is no wrap-around: each window's first ``echo_step`` targets are 0 and the
-    rest echo that window's own inputs. With ``config.targets == "series"``, the bits are one series: its first
-    ``echo_step`` targets are 0 and the rest echo the input ``echo_step`` steps earlier, across windows.
+    """The targets the net is trained to give for ``bits``, a flat series of whole windows, without ``generate_data``'s
+    wrap-around: each window's first ``echo_step`` are 0, the rest echo its own inputs; with ``targets == "series"``,
+    only the series' first ``echo_step`` are 0 and the rest echo the input ``echo_step`` steps earlier, across windows.
     """
     if config.targets == "series":
         return zero_series_start(np.roll(np.asarray(bits).reshape(-1), config.echo_step), config)

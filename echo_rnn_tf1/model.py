@@ -1,12 +1,9 @@
-"""The Echo-RNN graph (定义模型), built with tf.compat.v1 in the source's op order.
+"""The Echo-RNN graph (定义模型), built with tf.compat.v1.
 
-Seeded identity with the source rests on drawing in its order: the cell's kernel initializer takes its op
-seed from Python's ``random`` (so an extra op before it, as with ``unroll``, changes nothing), and ``W2`` is
-drawn from numpy's global random state after the data. The ops are created in the source's order too, so
-that an op without a seed of its own would get the same seed from the graph-level one.
-
-The variants (another cell, stacked layers, dropout) are chosen in one place, ``make_cell``; the graph around
-the cell is the same for all of them.
+Seeded identity with the source rests on drawing in its order: the cell's kernel initializer takes its op seed
+from Python's ``random`` (so an extra op before it, as with ``unroll``, changes nothing), and ``W2`` is drawn from
+numpy's global random state after the data. The ops are created in the source's order too, so that an op without a
+seed of its own would get the same one from the graph-level seed. A variant changes only the cell (``make_cell``).
 """
 import collections
 
@@ -115,15 +112,13 @@ def build_model(config, cell=None, unroll=False, inference=False, portable=False
 
 
 def exact_adagrad(total_loss, learning_rate):
-    """TF1's Adagrad, from operations that round exactly on every CPU: for each trained variable ``var``, with its
-    gradient ``grad`` and an accumulator that starts at 0.1,
+    """TF1's Adagrad from operations that round exactly on every CPU (``sqrt``, ``*``, ``+``, ``/``): for each trained
+    variable, with an accumulator from 0.1, ``accum += grad * grad; var -= (learning_rate * grad) / sqrt(accum)``.
 
-        accum <- accum + grad * grad ;   var <- var - (learning_rate * grad) / sqrt(accum)
-
-    The source's ``AdagradOptimizer`` computes ``var -= learning_rate * grad * rsqrt(accum)`` in one kernel
-    (``ApplyAdagrad``), whose ``rsqrt`` is the CPU's approximate instruction plus a Newton step: its low bits
-    differ between Intel and AMD. ``sqrt``, ``*``, ``+`` and ``/`` are correctly rounded everywhere. Grappler's
-    arithmetic optimizer would turn ``x / sqrt(y)`` back into ``x * rsqrt(y)``: ``train.session`` turns it off.
+    The source's ``AdagradOptimizer`` applies ``var -= learning_rate * grad * rsqrt(accum)`` in one kernel
+    (``ApplyAdagrad``), whose ``rsqrt`` is the CPU's approximate instruction plus a Newton step: its low bits differ
+    between Intel and AMD. Grappler's arithmetic optimizer would rewrite ``x / sqrt(y)`` as ``x * rsqrt(y)``:
+    ``train.session(graph, portable=True)`` turns it off.
     """
     tf = import_tensorflow()
     v1 = tf.compat.v1
@@ -136,7 +131,7 @@ def exact_adagrad(total_loss, learning_rate):
 
 
 def exact_adagrad_update(var, accum, grad, learning_rate):
-    """The op that applies one step of ``exact_adagrad`` to ``var`` and its ``accum`` (both variables)."""
-    v1 = import_tensorflow().compat.v1
-    new_accum = v1.assign(accum, accum + grad * grad)
-    return v1.assign(var, var - (learning_rate * grad) / import_tensorflow().sqrt(new_accum))
+    """One step of ``exact_adagrad`` on the variables ``var`` and ``accum``."""
+    tf = import_tensorflow()
+    new_accum = tf.compat.v1.assign(accum, accum + grad * grad)
+    return tf.compat.v1.assign(var, var - (learning_rate * grad) / tf.sqrt(new_accum))

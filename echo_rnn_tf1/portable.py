@@ -2,9 +2,8 @@
 ``machine.PORTABLE_ENV``, with ``model.exact_adagrad``.
 
 ``portable_losses.csv`` (in the package) holds every step's loss of each seed, float32's shortest exact text, and
-``portable.json`` their digests with the versions and the machine they were made on. ``doctor --portable``
-trains the same seeds here and says whether this machine reproduces them; ``scripts/portable_bits.py --ship``
-writes them.
+``portable.json`` their digests with the versions and the machine they were made on. ``doctor --portable`` says
+whether this machine reproduces them; ``scripts/portable_bits.py --ship`` writes them.
 """
 import hashlib
 import json

@@ -1,11 +1,9 @@
 """The source's variants measured side by side: what a reader of the source asks, answered by running.
 
-Each variant is a ``Config`` that changes the source in one place. ``measure`` trains it for a few seeds (in
-this process, one graph each), then evaluates each trained net on a fresh series fed as it was trained, and
-keeps what ``notebooks/variations.ipynb`` tabulates and draws: every step's loss, the steps until the loss stays
-under ``LEARNED``, the final loss, the accuracy at each position of the window, and the memory: how well a linear
-probe reads the input ``k`` steps back from the state, lag by lag (``memory.memory``: for an LSTM the state probed is
-``h``, for stacked layers the last layer's; a carried state's lags reach across windows).
+Each variant is a ``Config`` that changes the source in one place. ``measure`` trains it for a few seeds (in this
+process, one graph each), evaluates each net on a fresh series fed as it was trained, and keeps a ``Result`` for
+``notebooks/variations.ipynb`` to tabulate and draw; its memory is how well a linear probe reads the input ``k`` steps
+back from the state (``memory.memory``; ``probed`` says which state; a carried state's lags reach across windows).
 """
 import collections
 import time
@@ -64,8 +62,8 @@ def steps_to_learn(losses, num_batches, level=LEARNED):
 
 
 def train_and_evaluate(config, seed, eval_seed):
-    """Train ``config`` with ``seed`` as the CLI does (no run folder), then evaluate it and probe its memory on the
-    fresh series of ``eval_seed``, fed as it was trained; return a ``Result``."""
+    """Train ``config`` with ``seed`` as the CLI does (no run folder), then evaluate it and probe its memory on
+    ``eval_seed``'s fresh series."""
     tf = import_quiet_tensorflow()
     graph, model, inputs_value, targets_value = prepare(config, seed)
     with session(graph) as sess:
@@ -102,9 +100,7 @@ def variant(base, changes):
 
 
 def table(results_by_row):
-    """A markdown table, a row per variant (all of one ``echo_step`` and window), each column seed by seed: the
-    steps until the loss stays under ``LEARNED``, the final loss, and the accuracy at the window's first
-    ``echo_step`` positions and at the rest."""
+    """A markdown table, a row per variant (all of one ``echo_step`` and window), each column seed by seed."""
     echo_step, length = next((c.echo_step, c.truncated_backprop_length) for c, _ in results_by_row.values())
     lines = [f"| variant | steps until the loss stays < {LEARNED} | final loss (mean of the last {FINAL_STEPS} "
              f"steps) | accuracy at positions 0-{echo_step - 1} (%) | accuracy at positions {echo_step}-{length - 1} "
@@ -119,9 +115,8 @@ def table(results_by_row):
 
 
 def memory_summary(results_by_row):
-    """A markdown table, a row per variant (all of one ``echo_step``), of the memory measured: the lags every seed's
-    state holds without error (the probe right at least ``EXACT`` of the time), the probe at the echo's lag seed by
-    seed, and the lowest and highest of the seeds' probe at the older lags."""
+    """A markdown table of the memory measured, a row per variant (all of one ``echo_step``): the lags every seed holds
+    without error, the probe at the echo's lag seed by seed, and the seeds' lowest and highest at the older lags."""
     echo_step = next(config.echo_step for config, _ in results_by_row.values())
     lines = [f"| variant | lags every seed holds without error (≥ {100 * EXACT:g} %) | the echo's lag, {echo_step}: seed "
              f"by seed | older lags: lowest to highest |", "|---|---|---|---|"]
