@@ -15,6 +15,7 @@ import collections
 import numpy as np
 
 from .data import generate_data, windows
+from .plots import figure
 
 DATA_SEED = 12345  # the fresh series probed (variations.py's eval_seed too); any seed: the series is new numbers
 MOST_POINTS = 5000  # states drawn in each panel of states_figure: more only overdraw the clusters
@@ -144,9 +145,7 @@ def memory_table(config, seed, data_seed=DATA_SEED):
 
 def memory_figure(table, config):
     """The memory curve: the probe's accuracy by lag, untrained and trained, the echo's lag and chance marked."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 3.5), layout="constrained")
+    fig = figure((7, 3.5), left=0.65, right=0.1, bottom=0.5, top=0.35)
     ax = fig.add_subplot()
     for name, color in (("untrained", "0.55"), ("trained", "tab:blue")):
         accuracy = getattr(table, name).accuracy
@@ -169,11 +168,9 @@ def states_figure(table, config):
     """The states of a fresh series on their principal axes (numpy's SVD), untrained and trained, each coloured by
     the last ``echo_step + 1`` inputs (the bits the echo needs), at the steps where its run has them. Each axis says
     which of those inputs it follows; each row how often the nearest of the codes' mean states names a state's code."""
-    from matplotlib.figure import Figure
-
     bits = config.echo_step + 1
     panels = [(0, 1), (2, 3)] if config.state_size >= 4 else [(0, 1)]
-    fig = Figure(figsize=(5 * len(panels) + 1, 8), layout="constrained")
+    fig = figure((11, 8), left=1, right=0.2, bottom=0.7, top=0.6, wspace=0.4, hspace=0.35)  # one panel too: its titles
     axes = fig.subplots(2, len(panels), squeeze=False)
     for row, name in zip(axes, ("untrained", "trained")):
         probed = getattr(table, name)
@@ -189,8 +186,9 @@ def states_figure(table, config):
             ax.set_ylabel(_component_label(projected[:, j], j, share[j], code, bits))
         row[0].set_title(f"{name}: the nearest code's mean state names {nearest_centre(points, code):.1%} of the "
                          f"states' codes", loc="left", fontsize=10)
-    colorbar = fig.colorbar(dots, ax=axes, ticks=range(2 ** bits), shrink=0.9)
-    colorbar.ax.set_yticklabels([format(c, f"0{bits}b") for c in range(2 ** bits)], fontsize=7, family="monospace")
+    colorbar = fig.colorbar(dots, ax=axes, shrink=0.9, fraction=0.1, pad=0.04)
+    colorbar.set_ticks(codes := range(0, 2 ** bits, 2 ** bits // 16 or 1),  # (at most 16 labels: more would overlap)
+                       labels=[format(c, f"0{bits}b") for c in codes], fontsize=7, family="monospace")
     colorbar.set_label(f"the last {bits} inputs, oldest first")
     fig.suptitle(f"The state at steps {bits - 1} and on of each run, on a fresh series ({len(code)} states), "
                  f"on its principal components")
@@ -223,8 +221,6 @@ def _component_label(values, index, share, code, bits):
 def weights_figure(table, config):
     """The trained weights as heat maps with their values (one colour scale), and what each unit holds: its
     correlation with the input k steps back on the fresh series."""
-    from matplotlib.figure import Figure
-
     inputs_and_state = [f"x={c}" for c in range(config.num_classes)] + [f"h{i}" for i in range(config.state_size)]
     units = [f"h{i}" for i in range(config.state_size)]
     weights = [(name, np.atleast_2d(value)) for name, value in table.trained.values.items()]
@@ -232,7 +228,8 @@ def weights_figure(table, config):
     maps = [(name, matrix, largest) for name, matrix in weights] + [
         ("what each unit holds: its correlation\nwith the input k steps back",
          unit_correlations(table.trained.states, table.trained.inputs, table.lags), 1)]
-    fig = Figure(figsize=(2 + 0.55 * sum(m.shape[1] for _, m, _ in maps) + 0.6 * len(maps), 4.3), layout="constrained")
+    fig = figure((2 + 0.55 * sum(m.shape[1] for _, m, _ in maps) + 0.6 * len(maps), 4.3),
+                 left=0.5, right=0.15, bottom=0.55, top=0.75, wspace=0.2)
     axes = fig.subplots(1, len(maps), gridspec_kw=dict(width_ratios=[m.shape[1] for _, m, _ in maps]))
     for ax, (name, matrix, limit) in zip(axes, maps):
         ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)

@@ -12,10 +12,7 @@ MOST_ROWS, MOST_WINDOWS = 5, 4  # of a predictions picture: a panel per row, dra
 
 def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training loss"):
     """Loss against step on a log scale, epochs marked; ``reference``: ``logs.Point``s (the 2017 run) to overlay."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 4))
-    fig.subplots_adjust(**margins(fig, left=0.7, right=0.15, bottom=0.5, top=0.35))
+    fig = figure((8, 4), left=0.7, right=0.15, bottom=0.5, top=0.35)
     ax = fig.add_subplot()
     steps, shown, bucket = thinned(np.asarray(losses))
     ax.plot(steps, shown, lw=0.6, color="tab:blue",
@@ -33,11 +30,14 @@ def loss_figure(losses, num_batches, reference=None, title="Echo-RNN training lo
     return fig
 
 
-def margins(fig, left, right, bottom, top):
-    """``subplots_adjust`` arguments for margins given in inches: fixed margins cost one drawing of the figure,
-    where ``layout="constrained"`` draws it twice to measure its labels (the pictures of a run are half as costly)."""
-    width, height = fig.get_size_inches()
-    return dict(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height)
+def figure(size, left, right, bottom, top, **spacing):
+    """A ``Figure`` of ``size`` inches whose subplots leave margins given in inches (and ``wspace``, ``hspace``): fixed
+    margins cost one drawing of the figure, where ``layout="constrained"`` draws it twice to measure its labels."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    fig.subplots_adjust(left / size[0], bottom / size[1], 1 - right / size[0], 1 - top / size[1], **spacing)
+    return fig
 
 
 def thinned(losses, most=MOST_POINTS):
@@ -74,16 +74,14 @@ def predictions_figure(inputs, targets, probabilities, config):
     given are drawn.
     """
     from matplotlib.collections import PolyCollection
-    from matplotlib.figure import Figure
 
     length = min(inputs.shape[1], MOST_WINDOWS * config.truncated_backprop_length)
     inputs, targets, probabilities = (a[:MOST_ROWS, :length] for a in (inputs, targets, probabilities))
     rows = inputs.shape[0]
     steps = np.arange(length)
     zeroed = zeroed_positions(config)
-    fig = Figure(figsize=(10, 1.3 * rows + 0.8))
-    axes = fig.subplots(rows, 1, sharex=True, squeeze=False,
-                        gridspec_kw=dict(margins(fig, left=0.6, right=0.1, bottom=0.5, top=0.7), hspace=0.25))[:, 0]
+    fig = figure((10, 1.3 * rows + 0.8), left=0.6, right=0.1, bottom=0.5, top=0.7, hspace=0.25)
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     for row, ax in enumerate(axes):
         for start in range(0, length, config.truncated_backprop_length):
             if zeroed:
