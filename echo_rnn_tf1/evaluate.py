@@ -39,12 +39,14 @@ def trained_model(run_dir):
 def model_with_values(config, values, unroll=False):
     """Yield ``(sess, model)``: the inference graph of ``config`` holding ``values`` (arrays by variable name, as
     ``sess.run(trained_variables(graph))`` reads them from a training session), to evaluate without a run folder."""
-    def load(sess, variables):
-        for name, variable in variables.items():
-            variable.load(values[name], sess)
-
-    with inference_model(config, load, unroll) as (sess, model):
+    with inference_model(config, lambda sess, variables: load_values(sess, values), unroll) as (sess, model):
         yield sess, model
+
+
+def load_values(sess, values):
+    """Set the trained variables of ``sess``'s graph to ``values`` (arrays by variable name)."""
+    for name, variable in trained_variables(sess.graph).items():
+        variable.load(values[name], sess)
 
 
 @contextlib.contextmanager

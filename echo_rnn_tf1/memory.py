@@ -15,6 +15,7 @@ import collections
 import numpy as np
 
 from .data import generate_data, windows
+from .model import trained_variables
 from .plots import figure
 
 DATA_SEED = 12345  # the fresh series probed (variations.py's eval_seed too); any seed: the series is new numbers
@@ -91,36 +92,36 @@ def memory(sess, model, config, seed=DATA_SEED):
     return probe_accuracy(*fresh_states(sess, model, config, seed), memory_lags(config))
 
 
-def probe(config, values, seed=DATA_SEED):
-    """A ``Probed``: the net of ``config`` holding ``values`` (by variable name), its states and the probe's
-    accuracy on the fresh series of ``seed``."""
-    from .evaluate import model_with_values
+def probed(sess, model, config, values=None, seed=DATA_SEED):
+    """A ``Probed``: ``model`` in ``sess`` (an inference graph: ``evaluate.model_with_values``, ``trained_model``) set
+    to ``values`` (by variable name; None: as it is), its states and the probe's accuracy on the fresh series of
+    ``seed``."""
+    from .evaluate import load_values
 
-    with model_with_values(config, values) as (sess, model):
-        states, inputs = fresh_states(sess, model, config, seed)
+    if values is not None:
+        load_values(sess, values)
+    else:
+        values = sess.run(trained_variables(sess.graph))
+    states, inputs = fresh_states(sess, model, config, seed)
     return Probed(values, states, inputs, probe_accuracy(states, inputs, memory_lags(config)))
 
 
-def starting_values(config, seed):
-    """The weights a run of ``config`` and ``seed`` starts from, by variable name (the graph built and initialized
-    as training does, not trained)."""
-    from .model import trained_variables
-    from .tfcompat import import_tensorflow
-    from .train import prepare, session
+def probe(config, *values, seed=DATA_SEED):
+    """``probed`` for each of ``values`` (weights by variable name), in one inference graph of ``config``."""
+    from .evaluate import model_with_values
 
-    graph, _, _, _ = prepare(config, seed)
-    with session(graph) as sess:
-        with graph.as_default():
-            sess.run(import_tensorflow().compat.v1.global_variables_initializer())
-        return sess.run(trained_variables(graph))
+    with model_with_values(config, values[0]) as (sess, model):
+        return [probed(sess, model, config, each, seed) for each in values]
 
 
 def of_run(sess, model, config, run_seed, seed=DATA_SEED):
     """A run's memory, for ``evaluate``: ``{"probe", "lags", "untrained", "trained"}``, the accuracies as lists (None
-    for NaN: JSON has none), of its trained ``model`` in ``sess`` and of the net its seed ``run_seed`` started from,
-    on the fresh series of ``seed``."""
-    trained = memory(sess, model, config, seed)
-    untrained = probe(config, starting_values(config, run_seed), seed).accuracy
+    for NaN: JSON has none), of its trained ``model`` in ``sess`` and of the net its seed ``run_seed`` started from
+    (which ``sess`` holds afterwards), on the fresh series of ``seed``."""
+    from .train import faithful_start
+
+    trained = probed(sess, model, config, seed=seed).accuracy
+    untrained = probed(sess, model, config, faithful_start(config, run_seed)[0], seed).accuracy
     as_json = lambda accuracy: [None if np.isnan(a) else float(a) for a in accuracy]  # noqa: E731
     return {"probe": PROBE, "lags": memory_lags(config).tolist(), "untrained": as_json(untrained),
             "trained": as_json(trained)}
@@ -129,18 +130,12 @@ def of_run(sess, model, config, run_seed, seed=DATA_SEED):
 def memory_table(config, seed, data_seed=DATA_SEED):
     """A ``Memory``: the net of ``seed`` probed as initialized (the weights training starts from) and after training
     ``config`` as the CLI does, both on the fresh series of ``data_seed``."""
-    from .model import trained_variables
     from .tfcompat import import_quiet_tensorflow
-    from .train import prepare, run_training, session
+    from .train import train_values
 
-    tf = import_quiet_tensorflow()
-    graph, model, inputs_value, targets_value = prepare(config, seed)
-    with session(graph) as sess:
-        sess.run(tf.compat.v1.global_variables_initializer())
-        untrained = sess.run(trained_variables(graph))
-        run_training(sess, model, inputs_value, targets_value, config, log=lambda line: None)
-        trained = sess.run(trained_variables(graph))
-    return Memory(memory_lags(config), probe(config, untrained, data_seed), probe(config, trained, data_seed))
+    import_quiet_tensorflow()
+    trained = train_values(config, seed, log=lambda line: None)
+    return Memory(memory_lags(config), *probe(config, trained.start, trained.values, seed=data_seed))
 
 
 def memory_figure(table, config):

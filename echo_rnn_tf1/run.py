@@ -59,13 +59,14 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
         if engine == "tf1":
             from .train import train_values
 
-            values, trained, stopped, timing = train_values(config, seed, folder.log, on_step, unroll, portable, steps,
-                                                            on_graph=board and board.writer.add_graph)
+            trained = train_values(config, seed, folder.log, on_step, unroll, portable, steps,
+                                   on_graph=board and board.writer.add_graph)
         else:
             from . import tf2
 
-            values, trained, stopped, timing = tf2.train_values(config, seed, folder.log, on_step, steps)
-        folder.write(steps_done=len(losses), **{name: round(seconds, 3) for name, seconds in timing.items()},
+            trained = tf2.train_values(config, seed, folder.log, on_step, steps)
+        stopped = trained.stopped
+        folder.write(steps_done=len(losses), **{name: round(seconds, 3) for name, seconds in trained.timing.items()},
                      final_loss=float(losses[-1]) if losses and math.isfinite(losses[-1]) else None)
         if board is not None:
             board.close(folder)
@@ -81,9 +82,9 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
             folder.write(diverged_at={"epoch": stopped.epoch_idx, "step": stopped.batch_idx, "loss": str(stopped.loss)})
             print(f"echo_rnn_tf1: {stopped}; training stopped", file=sys.stderr)
 
-        saved = status != "diverged" and _save_checkpoint(folder, values, trained)
+        saved = status != "diverged" and _save_checkpoint(folder, trained.values, trained.steps_trained)
         folder.write(stage="pictures")
-        _draw(folder, config, seed, losses, values if saved else None, unroll)
+        _draw(folder, config, seed, losses, trained if saved else None, unroll)
         folder.write(status=status, stage="done", cause=cause)
     except Interrupted as e:  # before training, or after it: during the checkpoint or the pictures
         stage = folder.info["stage"]
@@ -162,30 +163,30 @@ def _save_checkpoint(folder, values, step):
 MEMORY_WINDOWS = 1000
 
 
-def _draw(folder, config, seed, losses, values, unroll):
-    """loss.png (with the 2017 points for the source's settings); predictions.png on a held-out series; what the
-    network learned (``memory.py``): memory.png, what its state holds, trained and as the seed started; states.png,
-    the states on their principal axes; weights.png, the weights and what each unit holds."""
+def _draw(folder, config, seed, losses, trained, unroll):
+    """loss.png (with the 2017 points for the source's settings); given ``trained`` (a ``train.Trained``), from one
+    inference graph: predictions.png on a held-out series; what the network learned (``memory.py``): memory.png, what
+    its state holds, trained and as the seed started; states.png, the states on their principal axes; weights.png,
+    the weights and what each unit holds."""
     from . import plots
     from .logs import reference_points
 
     reference = reference_points() if config == Config() else None
     plots.save_figure(plots.loss_figure(losses, config.num_batches, reference), folder.file(LOSS_PNG))
     folder.add_files([LOSS_PNG])
-    if values is not None:
-        from .evaluate import held_out_predictions, model_with_values
-
-        with model_with_values(config, values, unroll) as (sess, model):
-            predictions = held_out_predictions(sess, model, config, (seed + 1) % SEED_LIMIT)
-        plots.save_figure(plots.predictions_figure(*predictions, config), folder.file(PREDICTIONS_PNG))
-        folder.add_files([PREDICTIONS_PNG])
+    if trained is not None:
         from . import memory
+        from .evaluate import held_out_predictions, model_with_values
 
         window_block = config.batch_size * config.truncated_backprop_length
         probed = dataclasses.replace(config, total_series_length=min(
             config.total_series_length, window_block * (MEMORY_WINDOWS // config.batch_size or 1)))
-        table = memory.Memory(memory.memory_lags(config), memory.probe(probed, memory.starting_values(config, seed)),
-                              memory.probe(probed, values))
+        with model_with_values(config, trained.values, unroll) as (sess, model):
+            predictions = held_out_predictions(sess, model, config, (seed + 1) % SEED_LIMIT)
+            table = memory.Memory(memory.memory_lags(config), *(memory.probed(sess, model, probed, values)
+                                                                 for values in (trained.start, trained.values)))
+        plots.save_figure(plots.predictions_figure(*predictions, config), folder.file(PREDICTIONS_PNG))
+        folder.add_files([PREDICTIONS_PNG])
         drawn = [(MEMORY_PNG, memory.memory_figure), (WEIGHTS_PNG, memory.weights_figure)]
         if config.state_size >= 2:  # (two principal axes to draw the states on)
             drawn.insert(1, (STATES_PNG, memory.states_figure))

@@ -22,7 +22,7 @@ import numpy as np
 from .config import ADAGRAD_INITIAL_ACCUMULATOR, ConfigError
 from .data import generate_data, windows
 from .tfcompat import import_tensorflow
-from .train import after_step, until_stopped
+from .train import Trained, after_step, until_stopped
 
 
 def kernel_seed(seed):
@@ -195,9 +195,10 @@ def train(config, seed, log=print, on_step=None):
 
 
 def train_values(config, seed, log=print, on_step=None, steps=None):
-    """Train as ``train`` does; return what ``train.train_values`` returns, XLA's ``compile_seconds`` in the timing."""
+    """Train as ``train`` does; return a ``train.Trained``, XLA's ``compile_seconds`` in its timing."""
     engine, windowsX, windowsY = start(config, seed)
+    start_values = engine.values()
     compile_seconds = engine.compile(windowsX, windowsY)
     stopped, seconds = until_stopped(lambda: run_epochs(engine, windowsX, windowsY, log, on_step), steps)
     timing = {"train_seconds": seconds, "compile_seconds": compile_seconds}
-    return engine.values(), engine.epochs_trained * engine.config.num_batches, stopped, timing
+    return Trained(start_values, engine.values(), engine.epochs_trained * config.num_batches, stopped, timing)

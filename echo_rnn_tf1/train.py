@@ -1,4 +1,5 @@
 """Training (训练模型): seed as the source's header would, build, and run one batch per session call."""
+import collections
 import contextlib
 import math
 import random
@@ -151,10 +152,15 @@ def train(config, seed, log=print, on_step=None, unroll=False, portable=False):
         return run_training(sess, model, inputs_value, targets_value, config, log, on_step)
 
 
+# What ``train_values`` returns (either engine's): the weights by variable name as training started (``start``) and
+# ended (``values``), the steps trained, why training stopped early (None, a ``Diverged``, a stop signal's
+# ``KeyboardInterrupt``), and ``{"train_seconds": the loop's}`` (the tf2 engine adds XLA's ``compile_seconds``).
+Trained = collections.namedtuple("Trained", ["start", "values", "steps_trained", "stopped", "timing"])
+
+
 def train_values(config, seed, log=print, on_step=None, unroll=False, portable=False, steps=None, on_graph=None):
-    """Train as ``train`` does; return ``(trained values by variable name, steps trained, why training stopped early
-    or None, {"train_seconds": the loop's})`` (``steps``: see ``until_stopped``); ``on_graph(graph)`` once it is built.
-    """
+    """Train as ``train`` does; return a ``Trained`` (``steps``: see ``until_stopped``); ``on_graph(graph)`` once it
+    is built."""
     tf = import_tensorflow()
     graph, model, inputs_value, targets_value = prepare(config, seed, unroll, portable)
     if on_graph:
@@ -168,9 +174,10 @@ def train_values(config, seed, log=print, on_step=None, unroll=False, portable=F
 
     with session(graph, portable) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
+        start = sess.run(trained_variables(graph))
         stopped, seconds = until_stopped(
             lambda: run_training(sess, model, inputs_value, targets_value, config, log, counted), steps)
-        return sess.run(trained_variables(graph)), len(done), stopped, {"train_seconds": seconds}
+        return Trained(start, sess.run(trained_variables(graph)), len(done), stopped, {"train_seconds": seconds})
 
 
 def until_stopped(loop, steps=None):

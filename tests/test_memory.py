@@ -168,7 +168,7 @@ def test_evaluate_prints_the_memory_trained_and_as_its_seed_started(full_default
     trained, untrained = np.array(said["trained"]), np.array(said["untrained"])
     assert (trained[:4] >= LEARNED).all() and (np.abs(trained[4:] - 0.5) <= OLDER).all()
     start, _, _ = faithful_start(Config(), 0)  # the seed's starting point, probed on the same series
-    assert untrained.tolist() == probe(Config(), start, DATA_SEED).accuracy.tolist()
+    assert untrained.tolist() == probe(Config(), start, seed=DATA_SEED)[0].accuracy.tolist()
 
     text = cli("evaluate", out, "--seed", DATA_SEED).stdout.splitlines()
     assert text[-3].split() == ["lag", "k", *map(str, range(8))]

@@ -94,8 +94,8 @@ def test_the_checkpoint_of_a_stopped_run_holds_the_steps_it_records(tmp_path, cl
                 raise KeyboardInterrupt
         return on_step
 
-    values, _, _, _ = train_values(Config(num_epochs=1000, total_series_length=LONG_SERIES), 0, log=lambda line: None,
-                                on_step=stop_after(info["steps_done"]))  # the weights after that many updates
+    values = train_values(Config(num_epochs=1000, total_series_length=LONG_SERIES), 0, log=lambda line: None,
+                          on_step=stop_after(info["steps_done"])).values  # the weights after that many updates
     saved = tf.train.load_checkpoint(str(out / info["checkpoint"]["prefix"]))
     assert all(np.array_equal(saved.get_tensor(name), value) for name, value in values.items())
 
