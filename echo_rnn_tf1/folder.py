@@ -114,7 +114,7 @@ class RunFolder:
         """Remove the run's files, and the folder if this run made it."""
         for name in reversed(self.files):
             with contextlib.suppress(OSError):
-                shutil.rmtree(self.file(name)) if os.path.isdir(self.file(name)) else os.remove(self.file(name))
+                self._remove(name)
         self.files = []
         if self.made:
             with contextlib.suppress(OSError):
@@ -124,7 +124,7 @@ class RunFolder:
         for name in os.listdir(self.path):
             if name.startswith((CHECKPOINT_PREFIX + "-", CHECKPOINT_STATE)):
                 with contextlib.suppress(OSError):
-                    os.remove(self.file(name))
+                    self._remove(name)
 
     def _remove_old_run(self):
         present = os.listdir(self.path)
@@ -155,7 +155,10 @@ class RunFolder:
                         raise RunError(f"--out {self.path}: {name}/ holds {foreign[0]}, which the run did not make")
         for name in [*leftovers, *sorted(listed, key=lambda n: (-n.count("/"), n == RUN_JSON))]:  # run.json last
             with contextlib.suppress(FileNotFoundError):
-                shutil.rmtree(self.file(name)) if os.path.isdir(self.file(name)) else os.remove(self.file(name))
+                self._remove(name)
+
+    def _remove(self, name):
+        shutil.rmtree(self.file(name)) if os.path.isdir(self.file(name)) else os.remove(self.file(name))
 
     def close(self):
         """Close the files and unlock the folder."""
@@ -180,9 +183,8 @@ def _is_leftover(name):
 
 
 def check_folder_path(path, flag="--out"):
-    """Refuse (BadInput, exit code 2) a folder path the file system cannot hold with a run's files inside."""
-    if "\0" in path:
-        raise BadInput(f"{flag} {path!r}: a path cannot hold a NUL byte")
+    """Refuse (BadInput, exit code 2) a folder path TensorFlow or the file system cannot hold with a run's files
+    inside (a name too long is the file system's own error, when the folder is made)."""
     try:
         os.path.abspath(path).encode("utf-8")
     except UnicodeEncodeError:  # a byte of another encoding, as the file system handed it to Python
@@ -191,10 +193,7 @@ def check_folder_path(path, flag="--out"):
     absolute = existing = os.path.abspath(path)
     while not os.path.isdir(existing):
         existing = os.path.dirname(existing)
-    name_max, path_max = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
-    longest = max(len(os.fsencode(part)) for part in absolute.split(os.sep))
-    if longest > name_max:
-        raise BadInput(f"{flag} {path[:60]}...: a name in it has {longest} bytes; the file system allows {name_max}")
+    path_max = os.pathconf(existing, "PC_PATH_MAX")
     if len(os.fsencode(absolute)) + INNER_PATH >= path_max:
         raise BadInput(f"{flag} {path[:60]}...: the path has {len(os.fsencode(absolute))} bytes; with the run's "
                        f"files inside (up to {INNER_PATH} more) it would pass the file system's {path_max}")

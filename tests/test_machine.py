@@ -92,7 +92,7 @@ def test_first_difference_by_hand():
     assert identity_line(nan, nan.copy(), 2) == "bit-identical (2 losses)"  # a diverged step equals itself
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # (a module's is made again when other modules' tests come between)
 def seed_runs(tmp_path_factory):
     """``{name: run folder}``: "first" and "again" of seed 4, "other" of seed 5; 20 steps each. Read only."""
     folder, runs = tmp_path_factory.mktemp("seeds"), {}
@@ -182,7 +182,7 @@ def test_check_shipped_names_the_seed_and_step():
     assert lines[3].endswith("first differs at step 500, largest relative difference 0.5")  # |here - shipped| / shipped
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # (a module's is made again when other modules' tests come between)
 def doctor_portable():
     """``python -m echo_rnn_tf1 doctor --portable`` in a fresh process whose environment caps oneDNN at AVX2, which
     --portable overrides: the CompletedProcess (read by two tests, on one xdist worker)."""

@@ -54,7 +54,7 @@ def log_lines(lines):
     return [line for line in lines if line.startswith(("New data, epoch ", "Step "))]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # (a module's is made again when other modules' tests come between)
 def short_run():
     nb = read_notebook()
     parameters_cell(nb).source = "num_epochs = 1\nseed = 3"
