@@ -68,9 +68,6 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
         stopped = trained.stopped
         folder.write(steps_done=len(losses), **{name: round(seconds, 3) for name, seconds in trained.timing.items()},
                      final_loss=float(losses[-1]) if losses and math.isfinite(losses[-1]) else None)
-        if board is not None:
-            board.close(folder)
-            board = None
 
         status, code, cause = "finished", EXIT_OK, f"trained all {config.num_epochs} epochs"
         if isinstance(stopped, Interrupted):
@@ -105,7 +102,7 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
         raise
     finally:
         if board is not None:
-            board.close(folder)
+            board.close(folder)  # (its files listed in run.json)
 
     names = [n for n in folder.files if "/" not in n and not n.startswith(CHECKPOINT_PREFIX)]
     checkpoint = f", {folder.info['checkpoint']['prefix']}" if folder.info.get("checkpoint") else ""
