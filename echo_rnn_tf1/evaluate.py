@@ -18,28 +18,17 @@ from .train import run_windows, session
 
 
 @contextlib.contextmanager
-def trained_model(run_dir):
-    """Yield ``(sess, model, config)``: an inference graph for any number of windows, with the run's variables."""
-    run = read_run(run_dir)
-    checkpoint = _checkpoint(run)
+def model_with_values(config, values=None, unroll=False):
+    """Yield ``(sess, model)``: ``build_model(config, inference=True)`` (any number of windows) in a graph and session
+    of its own, holding ``values`` if given (arrays by variable name, as ``sess.run(trained_variables(graph))`` reads
+    them from a training session)."""
     tf = import_tensorflow()
-
-    def restore(sess, variables):
-        _check_checkpoint(tf, checkpoint, {name: v.shape.as_list() for name, v in variables.items()})
-        try:
-            tf.compat.v1.train.Saver(variables).restore(sess, checkpoint)
-        except (tf.errors.OpError, ValueError) as e:  # e.g. a .data file missing, emptied or cut short
-            raise RunError(f"{checkpoint}: cannot restore the checkpoint ({type(e).__name__}: {tensorflow_said(e)})") from None
-
-    with inference_model(run.config, restore, unroll=run.rnn == "static_rnn") as (sess, model):
-        yield sess, model, run.config
-
-
-@contextlib.contextmanager
-def model_with_values(config, values, unroll=False):
-    """Yield ``(sess, model)``: the inference graph of ``config`` holding ``values`` (arrays by variable name, as
-    ``sess.run(trained_variables(graph))`` reads them from a training session), to evaluate without a run folder."""
-    with inference_model(config, lambda sess, variables: load_values(sess, values), unroll) as (sess, model):
+    graph = tf.Graph()
+    with graph.as_default():
+        model = build_model(config, unroll=unroll, inference=True)
+    with session(graph) as sess:
+        if values is not None:
+            load_values(sess, values)
         yield sess, model
 
 
@@ -50,17 +39,35 @@ def load_values(sess, values):
 
 
 @contextlib.contextmanager
-def inference_model(config, restore, unroll=False):
-    """Yield ``(sess, model)``: ``build_model(config, inference=True)`` in a graph of its own, its variables set by
-    ``restore(sess, trained_variables(graph))``."""
+def trained_model(run_dir):
+    """Yield ``(sess, model, config)``: ``model_with_values`` of the run, restored from its checkpoint once its files
+    match the SHA-256 run.json recorded and its variables the shapes run.json's hyperparameters give them (a Saver
+    restores a variable of the wrong shape without complaint; the model would fail only when run)."""
+    run = read_run(run_dir)
+    checkpoint = _checkpoint(run)
     tf = import_tensorflow()
-    graph = tf.Graph()
-    with graph.as_default():
-        model = build_model(config, unroll=unroll, inference=True)
-    with session(graph) as sess:
-        with graph.as_default():  # a Saver makes its ops in the default graph
-            restore(sess, trained_variables(graph))
-        yield sess, model
+
+    def cannot(what, error):
+        return RunError(f"{checkpoint}: cannot {what} the checkpoint ({type(error).__name__}: "
+                        f"{tensorflow_said(error)})")
+
+    with model_with_values(run.config, unroll=run.rnn == "static_rnn") as (sess, model):
+        variables = trained_variables(sess.graph)
+        try:
+            stored = dict(tf.train.list_variables(checkpoint))
+        except (tf.errors.OpError, ValueError) as e:
+            raise cannot("read", e) from None
+        for name, variable in variables.items():
+            if stored.get(name) != variable.shape.as_list():
+                found = "missing" if name not in stored else f"of shape {stored[name]}"
+                raise RunError(f"{checkpoint}: {name} is {found}, but run.json's hyperparameters need shape "
+                               f"{variable.shape.as_list()}")
+        try:
+            with sess.graph.as_default():  # (a Saver makes its ops in the default graph)
+                tf.compat.v1.train.Saver(variables).restore(sess, checkpoint)
+        except (tf.errors.OpError, ValueError) as e:  # e.g. a .data file missing, emptied or cut short
+            raise cannot("restore", e) from None
+        yield sess, model, run.config
 
 
 # Why a run has no checkpoint, by the status its run.json gives.
@@ -83,22 +90,6 @@ def _checkpoint(run):
         if file_digest(path) != digest:
             raise RunError(f"{path}: damaged (its SHA-256 is not the one run.json recorded when it was saved)")
     return os.path.join(run.path, run.checkpoint["prefix"])
-
-
-def _check_checkpoint(tf, checkpoint, expected):
-    """Refuse a damaged checkpoint, or one whose variables do not have the ``expected`` shapes (by name), which
-    come from run.json's hyperparameters.
-
-    (A Saver restores a variable of the wrong shape without complaint; the model would fail only when run.)
-    """
-    try:
-        stored = dict(tf.train.list_variables(checkpoint))
-    except (tf.errors.OpError, ValueError) as e:
-        raise RunError(f"{checkpoint}: cannot read the checkpoint ({type(e).__name__}: {tensorflow_said(e)})") from None
-    for name, shape in expected.items():
-        if stored.get(name) != shape:
-            found = "missing" if name not in stored else f"of shape {stored[name]}"
-            raise RunError(f"{checkpoint}: {name} is {found}, but run.json's hyperparameters need shape {shape}")
 
 
 def score_as_trained(sess, model, inputs_value, targets_value, config):
