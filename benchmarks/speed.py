@@ -18,9 +18,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # (the numpy reference the tests check)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from echo_rnn_tf1 import numpy_ref, tf2  # noqa: E402
+import numpy_ref  # noqa: E402
+from echo_rnn_tf1 import tf2  # noqa: E402
 from echo_rnn_tf1.config import Config  # noqa: E402
 from echo_rnn_tf1.tfcompat import import_quiet_tensorflow  # noqa: E402
 from echo_rnn_tf1.train import prepare, train  # noqa: E402

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from echo_rnn_tf1 import numpy_ref
+import numpy_ref
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.model import build_model, trained_variables
 from echo_rnn_tf1.train import prepare

@@ -8,7 +8,7 @@ state_size], ``rnn/basic_rnn_cell/bias`` [state_size], ``W2`` [state_size, num_c
 """
 import numpy as np
 
-from .config import ADAGRAD_INITIAL_ACCUMULATOR
+from echo_rnn_tf1.config import ADAGRAD_INITIAL_ACCUMULATOR
 
 KERNEL, BIAS = "rnn/basic_rnn_cell/kernel", "rnn/basic_rnn_cell/bias"
 
