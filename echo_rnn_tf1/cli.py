@@ -118,7 +118,7 @@ def _log_points(path):
     run = read_run(path) if os.path.lexists(os.path.join(path, RUN_JSON)) else None
     if run is None and not os.path.lexists(os.path.join(path, LOG)):
         raise LogError(f"{path}: a folder without a {LOG}: give a run folder or a log file")
-    return run, read_log(os.path.join(path, LOG))
+    return run, read_log(os.path.join(path, LOG), whole_lines=run is not None)
 
 
 def compare_command(argv):

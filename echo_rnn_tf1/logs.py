@@ -40,9 +40,10 @@ def reference_points():
     return parse_log(read_reference(), "2017 log")
 
 
-def read_log(path):
+def read_log(path, whole_lines=False):
     """Parse the log at ``path`` (a ``train.log`` or any text holding the source's lines): a regular file of at most
-    ``LOG_LIMIT`` bytes, UTF-8, or UTF-16 or UTF-32 with a byte-order mark."""
+    ``LOG_LIMIT`` bytes, UTF-8, or UTF-16 or UTF-32 with a byte-order mark. ``whole_lines``: a last line without its
+    line end is a cut file (a run writes whole lines, even when killed), not a loss cut short read as a loss."""
     from .record import RunError, open_regular
 
     try:
@@ -58,7 +59,11 @@ def read_log(path):
     if encoding == "utf-8" and b"\0" in data:
         raise LogError(f"{path}: not a text log (it holds NUL bytes): a binary file, or UTF-16 or UTF-32 without "
                        f"a byte-order mark; save it as UTF-8")
-    return parse_log(data.decode(encoding, errors="replace"), str(path))
+    text = data.decode(encoding, errors="replace")
+    if whole_lines and text and not text.endswith("\n"):
+        cut = text.count("\n") + 1
+        raise LogError(f"{path}: unreadable (line {cut}: cut short: no line end)")
+    return parse_log(text, str(path))
 
 
 def parse_log(text, name="log"):
@@ -95,7 +100,7 @@ def parse_log(text, name="log"):
             loss_lines += 1
             points.append(Point(epoch, step, loss, number))
             expected_step += LOG_EVERY
-        elif line.startswith(("Step ", "New data")) and ("Batch loss" in line or "epoch" in line):
+        elif line.startswith(("Step", "New data")):  # (the 2017 log's noise is TensorFlow's WARNING lines)
             raise LogError(f"{where}: malformed log line {line[:80]!r}")
     if not loss_lines:
         raise LogError(f"{name}: no loss lines ('Step N Batch loss X') in it")

@@ -305,3 +305,26 @@ def test_nothing_reads_with_pickle_or_eval():
             text = open(os.path.join(package, name), encoding="utf-8").read()
             for banned in ("import pickle", "eval(", "allow_pickle=True", "exec("):
                 assert banned not in text, f"{name} uses {banned}"
+
+
+def test_a_run_folders_log_cut_in_its_last_line_is_refused_not_read_as_a_loss(tmp_path, cli):
+    # A run writes train.log a whole line at a time, even when killed: "Step 900 Batch loss 0.000" without its line
+    # end is "Step 900 Batch loss 0.00012979713" cut short, not a loss of 0 (which compared as a MATCH). A log
+    # file given alone may lack its last line end (pasted text): it is read.
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps(run_record()))
+    log = read_reference().replace("    ", "")
+    (folder / "train.log").write_text(log.rstrip("\n")[:-9])
+    result = cli("compare", folder)
+    assert result.returncode == 2 and result.stdout == ""
+    assert one_error_line(result.stderr) == (f"echo_rnn_tf1: error: {folder / 'train.log'}: unreadable "
+                                             f"(line {log.count(chr(10))}: cut short: no line end)")
+    (tmp_path / "pasted.log").write_text(log.rstrip("\n"))
+    assert [p.loss for p in read_log(tmp_path / "pasted.log")] == [p.loss for p in REFERENCE]
+
+
+@pytest.mark.parametrize("line", ["Step 40", "Step", "New data", "Steps 100 Batch loss 0.5"])
+def test_a_line_that_begins_as_the_sources_and_is_not_one_is_malformed(line):
+    with pytest.raises(LogError, match="line 3: malformed log line"):
+        parse_log(f"New data, epoch 0\nStep 0 Batch loss 0.5\n{line}\n")
