@@ -133,6 +133,8 @@ def compare_command(argv):
     if bad is not None:
         raise LogError(f"{args.reference}, line {bad.line}: the reference's loss is {bad.loss} at epoch "
                        f"{bad.epoch} step {bad.step}; a reference must be finite (a diverged run is no yardstick)")
+    if reference is not None and reference.status == "diverged":  # (its log may end before the loss that did)
+        raise LogError(f"{args.reference}: the reference diverged ({reference.cause}); a diverged run is no yardstick")
     run, run_points = _log_points(args.run)
     same_seed = same_seed_lines(run, reference) if run is not None and reference is not None else []
     verdict = compare(run_points, points)
@@ -144,6 +146,10 @@ def compare_command(argv):
             print(f"{name} is not finished: {record.state}")
     for line in same_seed:
         print(line)
+    differ = [f.name for f in dataclasses.fields(Config) if run and reference
+              and getattr(run.config, f.name) != getattr(reference.config, f.name)]
+    if differ:
+        print(f"the two runs' hyperparameters differ: {', '.join(differ)}")
     changed = run.config.changes_from_source() if run is not None and not args.reference else []
     if changed:  # (the verdict its end printed, too)
         print(f"not comparable with the 2017 run: this run changed the source's {', '.join(changed)} "
