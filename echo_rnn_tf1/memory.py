@@ -232,9 +232,11 @@ def weights_figure(table, config):
             ax.annotate(f"{value:.2f}", (j, i), ha="center", va="center", fontsize=7,
                         color="white" if abs(value) > 0.6 * limit else "black")
         rows = {len(inputs_and_state): inputs_and_state, config.state_size: units}.get(matrix.shape[0])
-        columns = {config.state_size: units, config.num_classes: [f"class {c}" for c in range(config.num_classes)]}
+        # columns by name, not by size (2 units, 2 classes): the output layer's, the classes; the cell's, its units
+        columns = [f"class {c}" for c in range(config.num_classes)] if name in ("W2", "b2") else units
         ax.set_yticks(range(matrix.shape[0]), rows or [""] * matrix.shape[0])
-        ax.set_xticks(range(matrix.shape[1]), columns.get(matrix.shape[1], range(matrix.shape[1])), fontsize=8)
+        ax.set_xticks(range(matrix.shape[1]), columns if len(columns) == matrix.shape[1] else range(matrix.shape[1]),
+                      fontsize=8)  # (an LSTM's or a GRU's gates: numbered)
         ax.set_title(name, fontsize=9)
     axes[-1].set_xticks(range(len(table.lags)), table.lags)
     axes[-1].set_xlabel("lag k")

@@ -185,3 +185,16 @@ def test_a_run_draws_what_it_learned_in_its_folder(full_default_run):
     for name in ("memory.png", "states.png", "weights.png"):  # (770 x 380, 1200 x 880, 1760 x 470 pixels)
         assert name in info["files"] and (out / name).stat().st_size > 10_000
         assert name in result.stdout.splitlines()[-2]  # the run's closing list of its files
+
+
+def test_the_weights_columns_are_the_cells_units_and_the_output_layers_classes():
+    # With as many units as classes, the cell's columns were once named as classes (a label chosen by size).
+    from echo_rnn_tf1.memory import Memory, Probed
+
+    config, rng = dataclasses.replace(TINY, state_size=2), np.random.default_rng(0)
+    values = {"rnn/basic_rnn_cell/kernel": rng.normal(size=(4, 2)), "rnn/basic_rnn_cell/bias": np.zeros(2),
+              "W2": rng.normal(size=(2, 2)), "b2": np.zeros((1, 2))}
+    probed = Probed(values, rng.normal(size=(50, 10, 2)), rng.integers(0, 2, (50, 10)), np.zeros(8))
+    fig = weights_figure(Memory(memory_lags(config), probed, probed), config)
+    labels = [[label.get_text() for label in ax.get_xticklabels()] for ax in fig.axes[:4]]
+    assert labels == [["h0", "h1"]] * 2 + [["class 0", "class 1"]] * 2
