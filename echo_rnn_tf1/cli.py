@@ -118,7 +118,12 @@ def _log_points(path):
     run = read_run(path) if os.path.lexists(os.path.join(path, RUN_JSON)) else None
     if run is None and not os.path.lexists(os.path.join(path, LOG)):
         raise LogError(f"{path}: a folder without a {LOG}: give a run folder or a log file")
-    return run, read_log(os.path.join(path, LOG), whole_lines=run is not None)
+    try:
+        return run, read_log(os.path.join(path, LOG), whole_lines=run is not None)
+    except LogError as e:
+        if run is None or run.status == "finished":
+            raise
+        raise LogError(f"{e} (the run {run.state})") from None  # e.g. one that died before its first loss
 
 
 def compare_command(argv):

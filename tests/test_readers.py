@@ -345,3 +345,14 @@ def test_a_diverged_reference_is_refused_and_differing_hyperparameters_are_said(
                                              f"yardstick")
     result = cli("compare", tmp_path / "lstm", tmp_path / "basic")
     assert result.returncode == 0 and "the two runs' hyperparameters differ: cell\n" in result.stdout
+
+
+def test_a_run_that_died_before_its_first_loss_is_said_to_have_died(tmp_path, cli):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps(run_record(status="running", stage="training")))  # nobody holds it
+    (folder / "train.log").write_text("")
+    result = cli("compare", folder)
+    assert result.returncode == 2
+    assert one_error_line(result.stderr).endswith("train.log: no loss lines ('Step N Batch loss X') in it (the run "
+                                                  "died (killed, or out of memory, before its end was recorded))")
