@@ -53,9 +53,9 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
     try:
         tf = import_quiet_tensorflow()
         folder.write(machine=machine.describe(tf))  # now with whether this TensorFlow is a CUDA build
+        folder.write(stage="training")  # (then TensorBoard: a stopped start removes the folder, which closing it would write)
         if tensorboard:
             board = TensorBoard(tf, folder)
-        folder.write(stage="training")
         if engine == "tf1":
             from .train import train_values
 
@@ -83,23 +83,21 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
         folder.write(stage="pictures")
         _draw(folder, config, seed, losses, trained if saved else None, unroll)
         folder.write(status=status, stage="done", cause=cause)
-    except Interrupted as e:  # before training, or after it: during the checkpoint or the pictures
+    except BaseException as e:  # stopped or failed before training, or after it: in the checkpoint or the pictures
         stage = folder.info["stage"]
         if stage == "start":  # nothing trained, nothing to keep: nothing in the way of a retry
             folder.discard()
-            print(f"echo_rnn_tf1: {e} received during the start; stopped, nothing kept", file=sys.stderr)
-            return e.exit_code
-        folder.write(status="interrupted", cause=f"{e} during the {stage}, after {len(losses)} steps",
-                     steps_done=len(losses))
-        print(f"echo_rnn_tf1: {e} received during the {stage}; stopped", file=sys.stderr)
-        return e.exit_code
-    except BaseException as e:
-        if folder.info["stage"] == "start":  # nothing trained, nothing to keep: nothing in the way of a retry
-            folder.discard()
+        elif isinstance(e, Interrupted):
+            folder.write(status="interrupted", cause=f"{e} during the {stage}, after {len(losses)} steps",
+                         steps_done=len(losses))
+        else:
+            with contextlib.suppress(Exception):  # (a full disk, say: the failure itself is what gets reported)
+                folder.write(status="failed", cause=exit_code_and_line(e)[1], steps_done=len(losses))
+        if not isinstance(e, Interrupted):
             raise
-        with contextlib.suppress(Exception):  # (a full disk, say: the failure itself is what gets reported)
-            folder.write(status="failed", cause=exit_code_and_line(e)[1], steps_done=len(losses))
-        raise
+        print(f"echo_rnn_tf1: {e} received during the {stage}; stopped{', nothing kept' * (stage == 'start')}",
+              file=sys.stderr)
+        return e.exit_code
     finally:
         if board is not None:
             board.close(folder)  # (its files listed in run.json)
