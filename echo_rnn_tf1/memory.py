@@ -110,7 +110,7 @@ def probe(config, *values, seed=DATA_SEED):
     """``probed`` for each of ``values`` (weights by variable name), in one inference graph of ``config``."""
     from .evaluate import model_with_values
 
-    with model_with_values(config, values[0]) as (sess, model):
+    with model_with_values(config) as (sess, model):  # (``probed`` loads each)
         return [probed(sess, model, config, each, seed) for each in values]
 
 
