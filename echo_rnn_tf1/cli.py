@@ -151,9 +151,8 @@ def compare_command(argv):
             print(f"{name} is not finished: {record.state}")
     for line in same_seed:
         print(line)
-    differ = [f.name for f in dataclasses.fields(Config) if run and reference
-              and getattr(run.config, f.name) != getattr(reference.config, f.name)]
-    if differ:
+    if run is not None and reference is not None and run.config != reference.config:
+        differ = [name for name, value in run.config.to_dict().items() if getattr(reference.config, name) != value]
         print(f"the two runs' hyperparameters differ: {', '.join(differ)}")
     changed = run.config.changes_from_source() if run is not None and not args.reference else []
     if changed:  # (the verdict its end printed, too)
