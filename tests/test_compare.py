@@ -1,4 +1,5 @@
 """Reading loss logs and judging them against the 2017 run."""
+import json
 import math
 import os
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, run_record
 from echo_rnn_tf1.compare import FIRST_DECADES, MAX_DECADES, compare, format_table
 from echo_rnn_tf1.logs import LogError, parse_log, read_reference
 
@@ -60,6 +61,9 @@ def test_float32_style_values_read_exactly():
      "New data, epoch 2\nStep 0 Batch loss 0.4\n", "line 4: epoch 1 has 1 loss lines, epoch 0 has 2"),
     ("", "no loss lines"),
     ("WARNING: nothing here\nNew data, epoch 0\n", "no loss lines"),
+    # a line that begins as the source's and is not one (the 2017 log's noise is TensorFlow's WARNING lines)
+    *((f"New data, epoch 0\nStep 0 Batch loss 0.5\n{line}\n", "line 3: malformed log line")
+      for line in ("Step 40", "Step", "New data", "Steps 100 Batch loss 0.5")),
 ])
 def test_bad_logs_name_the_line(text, message):
     with pytest.raises(LogError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -192,3 +196,13 @@ def test_cli_exit_codes(tmp_path, cli):
         result = cli("compare", target)
         assert result.returncode == 2 and result.stdout == "", result.stderr
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_two_runs_of_other_hyperparameters_are_compared_and_the_difference_said(tmp_path, cli):
+    log = read_reference().replace("    ", "")
+    for name, changes in (("lstm", {"config": {"cell": "lstm"}}), ("basic", {})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps(run_record(**changes)))
+        (tmp_path / name / "train.log").write_text(log)
+    result = cli("compare", tmp_path / "lstm", tmp_path / "basic")
+    assert result.returncode == 0 and "the two runs' hyperparameters differ: cell\n" in result.stdout

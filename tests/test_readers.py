@@ -324,17 +324,11 @@ def test_a_run_folders_log_cut_in_its_last_line_is_refused_not_read_as_a_loss(tm
     assert [p.loss for p in read_log(tmp_path / "pasted.log")] == [p.loss for p in REFERENCE]
 
 
-@pytest.mark.parametrize("line", ["Step 40", "Step", "New data", "Steps 100 Batch loss 0.5"])
-def test_a_line_that_begins_as_the_sources_and_is_not_one_is_malformed(line):
-    with pytest.raises(LogError, match="line 3: malformed log line"):
-        parse_log(f"New data, epoch 0\nStep 0 Batch loss 0.5\n{line}\n")
-
-
-def test_a_diverged_reference_is_refused_and_differing_hyperparameters_are_said(tmp_path, cli):
+def test_a_diverged_reference_is_refused(tmp_path, cli):
     # A run that diverged at step 1 logs only its step 0: every point present and finite, yet no yardstick.
     log = read_reference().replace("    ", "")
     for name, changes in (("diverged", {"status": "diverged", "cause": "the loss diverged to nan at epoch 0, step 1"}),
-                          ("lstm", {"config": {"cell": "lstm"}}), ("basic", {})):
+                          ("basic", {})):
         (tmp_path / name).mkdir()
         (tmp_path / name / "run.json").write_text(json.dumps(run_record(**changes)))
         (tmp_path / name / "train.log").write_text(log)
@@ -343,8 +337,6 @@ def test_a_diverged_reference_is_refused_and_differing_hyperparameters_are_said(
     assert one_error_line(result.stderr) == (f"echo_rnn_tf1: error: {tmp_path / 'diverged'}: the reference diverged "
                                              f"(the loss diverged to nan at epoch 0, step 1); a diverged run is no "
                                              f"yardstick")
-    result = cli("compare", tmp_path / "lstm", tmp_path / "basic")
-    assert result.returncode == 0 and "the two runs' hyperparameters differ: cell\n" in result.stdout
 
 
 def test_a_run_that_died_before_its_first_loss_is_said_to_have_died(tmp_path, cli):
