@@ -177,8 +177,7 @@ def evaluate_parser():
 def evaluate_command(argv):
     args = evaluate_parser().parse_args(argv)
     from . import memory
-    from .data import zeroed_positions
-    from .evaluate import evaluate_model, how_fed, trained_model
+    from .evaluate import evaluate_model, evaluation_lines, trained_model
     from .record import read_run
     from .tfcompat import import_quiet_tensorflow
     from .train import draw_seed
@@ -192,21 +191,8 @@ def evaluate_command(argv):
     if args.json:
         print(json.dumps(result, allow_nan=False))
         return EXIT_OK
-    bits = result["windows"] * config.truncated_backprop_length
-    print(f"Evaluated {args.run} on a fresh series (seed {result['seed']}): {result['windows']} windows of "
-          f"{config.truncated_backprop_length}, {how_fed(config)}")
-    print(f"loss      {result['loss']:.6g}")
-    print(f"accuracy  {100 * result['accuracy']:.2f} % of {bits} bits")
-    positions = range(config.truncated_backprop_length)
-    print("position  " + " ".join(f"{i:>6}" for i in positions))
-    print("target    " + " ".join(f"{'0' if i < zeroed_positions(config) else 'echo':>6}" for i in positions))
-    print("accuracy  " + " ".join(f"{100 * a:>6.2f}" for a in result["accuracy_by_position"]))
-    remembers = result["memory"]
-    print(f"memory: how well the input k steps back can be read from the state ({remembers['probe']}; "
-          f"the same series)")
-    print("lag k     " + " ".join(f"{k:>6}" for k in remembers["lags"]))
-    for name in ("untrained", "trained"):
-        print(f"{name:<10}" + " ".join("     -" if a is None else f"{100 * a:>6.1f}" for a in remembers[name]))
+    for line in evaluation_lines(result, config, args.run):
+        print(line)
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from .data import echo_targets, generate_data
+from .data import echo_targets, generate_data, zeroed_positions
 from .failures import tensorflow_said
 from .model import build_model, trained_variables
 from .plots import MOST_ROWS, MOST_WINDOWS
@@ -160,6 +160,24 @@ def held_out_predictions(sess, model, config, seed, num_windows=MOST_WINDOWS, nu
     fed = run_windows(sess, model, inputs, targets, model.predictions, config.carry_state)
     probabilities = np.concatenate([window for _, window in fed], axis=1)
     return inputs[:rows], targets[:rows], probabilities[:rows, :, 1]
+
+
+def evaluation_lines(result, config, run_dir):
+    """``evaluate``'s result for people: loss, accuracy, accuracy by position in the window, and the memory."""
+    length = config.truncated_backprop_length
+    yield (f"Evaluated {run_dir} on a fresh series (seed {result['seed']}): {result['windows']} windows of {length}, "
+           f"{how_fed(config)}")
+    yield f"loss      {result['loss']:.6g}"
+    yield f"accuracy  {100 * result['accuracy']:.2f} % of {result['windows'] * length} bits"
+    yield "position  " + " ".join(f"{i:>6}" for i in range(length))
+    yield "target    " + " ".join(f"{'0' if i < zeroed_positions(config) else 'echo':>6}" for i in range(length))
+    yield "accuracy  " + " ".join(f"{100 * a:>6.2f}" for a in result["accuracy_by_position"])
+    remembers = result["memory"]
+    yield (f"memory: how well the input k steps back can be read from the state ({remembers['probe']}; the same "
+           f"series)")
+    yield "lag k     " + " ".join(f"{k:>6}" for k in remembers["lags"])
+    for name in ("untrained", "trained"):
+        yield f"{name:<10}" + " ".join("     -" if a is None else f"{100 * a:>6.1f}" for a in remembers[name])
 
 
 def how_fed(config):

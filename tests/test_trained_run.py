@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import copy_run, one_error_line, run_cli, strict_json
+from conftest import copy_run, one_error_line, strict_json
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.record import checkpoint_digests
 from echo_rnn_tf1.train import train
@@ -41,7 +41,7 @@ def test_checkpoint_is_found_even_after_the_folder_moves(tf, run_dir, tmp_path):
 
 @with_trained_run
 def test_evaluate_reports_a_perfect_echo(run_dir, cli):
-    result = run_cli("evaluate", run_dir, "--seed", 5, "--json")  # (the command end to end, in a process of its own)
+    result = cli("evaluate", run_dir, "--seed", 5, "--json")
     assert result.returncode == 0, result.stderr
     report = strict_json(result.stdout)
     assert report["seed"] == 5 and report["windows"] == 5000
