@@ -35,10 +35,6 @@ class BadInput(Exception):
     """Bad input (exit code 2); the message names what and why, in one line."""
 
 
-class UsageError(BadInput):
-    """A command line that argparse could not parse."""
-
-
 class PackageError(Exception):
     """The installed packages cannot run the command (exit code 5): one is missing, of another version, or was
     loaded the wrong way; the message says which, and what to install or do."""
@@ -71,7 +67,7 @@ class Parser(argparse.ArgumentParser):
             flags = [arg.split("=")[0].replace("_", "-") for arg in message.split()[2:] if arg.startswith("--")]
             known = [flag for flag in flags if flag in self._option_string_actions]
             message += f" (did you mean {' '.join(known)}?)" if known else ""
-        raise UsageError(f"{self.prog}: {message}")
+        raise BadInput(f"{self.prog}: {message}")
 
 
 def machine_failure(error):

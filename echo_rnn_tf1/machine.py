@@ -38,10 +38,6 @@ ONEDNN_ENV = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")
 PORTABLE_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 
 
-class PortableError(BadInput):
-    """``--portable`` asked for after TensorFlow was loaded with other settings."""
-
-
 def cpu_info():
     """``(model name, set of flags)`` of the first CPU, from /proc/cpuinfo; ``(platform's guess, empty set)`` elsewhere."""
     model, flags = None, set()
@@ -147,6 +143,6 @@ def is_portable(environ=os.environ):
 def apply_portable():
     """Put ``PORTABLE_ENV`` in the environment; it must come before TensorFlow loads (child processes inherit it)."""
     if "tensorflow" in sys.modules and not is_portable():
-        raise PortableError("--portable: TensorFlow is already loaded with other oneDNN settings; set "
+        raise BadInput("--portable: TensorFlow is already loaded with other oneDNN settings; set "
                             + " ".join(f"{k}={v}" for k, v in PORTABLE_ENV.items()) + " before it loads")
     os.environ.update(PORTABLE_ENV)
