@@ -46,13 +46,14 @@ def pairs(states, inputs, lag):
 def probe_accuracy(states, inputs, lags):
     """For each of ``lags``, the accuracy of a least-squares probe (state and bias, thresholded at 0.5) reading the
     input that many steps back (see ``pairs``). The pairs, run by run and step by step, are split in two: the probe is
-    fitted on the first half of the series and scored on the second, with no randomness. NaN: fewer than 2 pairs."""
+    fitted on the first half of the series and scored on the second, with no randomness. NaN: fewer than 2 pairs, or
+    a state that is not finite (weights grown huge by a large learning rate: nothing can be read from it)."""
     states, inputs = np.asarray(states, np.float64), np.asarray(inputs)
     accuracy = []
     for lag in lags:
         X, y = pairs(states, inputs, lag)
         half = len(y) // 2
-        if not half:
+        if not half or not np.isfinite(X).all():
             accuracy.append(np.nan)
             continue
         X = np.column_stack([X, np.ones(len(X))])  # [pairs, state_size + 1]: the bias
@@ -63,13 +64,24 @@ def probe_accuracy(states, inputs, lags):
 
 def unit_correlations(states, inputs, lags):
     """``[state_size, len(lags)]``: each unit's correlation with the input ``lag`` steps back (see ``pairs``); NaN
-    where there are fewer than 2 pairs."""
+    where there are fewer than 2 pairs (see ``correlation``)."""
     correlations = np.full((np.shape(states)[-1], len(lags)), np.nan)
     for column, lag in enumerate(lags):
         X, y = pairs(np.asarray(states), np.asarray(inputs), lag)
-        if len(y) > 1:
-            correlations[:, column] = [np.corrcoef(unit, y)[0, 1] for unit in X.T]
+        correlations[:, column] = [correlation(unit, y) for unit in X.T]
     return correlations
+
+
+def correlation(x, y):
+    """Pearson's r of two series; NaN where it means nothing: fewer than 2 values, one of them constant (a unit
+    saturated at 1 by huge weights, a bit that never changes) or not finite."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 2:
+        return np.nan
+    with np.errstate(all="ignore"):  # (inf - inf: NaN, as it should be)
+        x, y = x - x.mean(), y - y.mean()
+        norm = np.sqrt((x @ x) * (y @ y))
+    return x @ y / norm if np.isfinite(norm) and norm > 0 else np.nan
 
 
 def fresh_states(sess, model, config, seed=DATA_SEED):
@@ -171,9 +183,9 @@ def states_figure(table, config):
         probed = getattr(table, name)
         points = probed.states[:, bits - 1:].reshape(-1, config.state_size)[:MOST_POINTS]
         code = last_inputs(probed.inputs, bits).reshape(-1)[:MOST_POINTS]
-        centred = points - points.mean(axis=0)
-        _, singular, components = np.linalg.svd(centred, full_matrices=False)
-        projected, share = centred @ components.T, singular ** 2 / np.sum(singular ** 2)
+        finite = np.isfinite(points).all(axis=1)  # (a state of huge weights may not be: it is left out)
+        points, code = points[finite], code[finite]
+        projected, share = principal_components(points)
         for ax, (i, j) in zip(row, panels):
             dots = ax.scatter(projected[:, i], projected[:, j], c=code, cmap="turbo", vmin=-0.5, vmax=2 ** bits - 0.5,
                               s=4, alpha=0.5, lw=0)
@@ -190,6 +202,18 @@ def states_figure(table, config):
     return fig
 
 
+def principal_components(points):
+    """``(points [n, dims] on their principal axes, each axis's share of the variance)``, numpy's SVD of the centred
+    points; an axis beyond their rank (fewer points than dimensions, or points that do not vary) is all zeros."""
+    projected, share = np.zeros(points.shape), np.zeros(points.shape[1])
+    if len(points):
+        centred = points - points.mean(axis=0)
+        _, singular, components = np.linalg.svd(centred, full_matrices=False)
+        projected[:, :len(singular)], variance = centred @ components.T, singular ** 2
+        share[:len(singular)] = variance / variance.sum() if variance.sum() > 0 else 0
+    return projected, share
+
+
 def last_inputs(inputs, bits):
     """``[runs, steps - bits + 1]``: at each step from ``bits - 1`` on, the last ``bits`` inputs as a number (the
     oldest the highest bit)."""
@@ -199,7 +223,9 @@ def last_inputs(inputs, bits):
 
 def nearest_centre(points, code):
     """The fraction of ``points`` whose nearest mean point of a code (among the codes present) is their own code's:
-    1 where the codes are separate clusters."""
+    1 where the codes are separate clusters; NaN for no points."""
+    if not len(points):
+        return np.nan
     codes = np.unique(code)
     centres = np.array([points[code == c].mean(axis=0) for c in codes])
     return np.mean(codes[np.argmin(((points[:, None] - centres[None]) ** 2).sum(axis=-1), axis=1)] == code)
@@ -207,10 +233,12 @@ def nearest_centre(points, code):
 
 def _component_label(values, index, share, code, bits):
     """A principal axis's name, share of the variance, and the input among the last ``bits`` it follows most."""
-    r = [np.corrcoef(values, code >> lag & 1)[0, 1] for lag in range(bits)]
+    r = np.array([correlation(values, code >> lag & 1) for lag in range(bits)])
+    name = f"component {index + 1} ({100 * share:.3g} % of the variance)"
+    if np.isnan(r).all():  # (an axis along which the states do not vary)
+        return f"{name}\nfollows no input"
     lag = int(np.nanargmax(np.abs(r)))
-    return (f"component {index + 1} ({100 * share:.2g} % of the variance)\n"
-            f"follows the input {lag} back (r = {r[lag]:+.2f})")
+    return f"{name}\nfollows the input {lag} back (r = {r[lag]:+.2f})"
 
 
 def weights_figure(table, config):

@@ -10,8 +10,8 @@ import pytest
 
 from echo_rnn_tf1.config import TINY
 from echo_rnn_tf1.data import generate_data, windows
-from echo_rnn_tf1.memory import (fresh_states, memory, memory_figure, memory_lags, memory_table, probe_accuracy,
-                                 states_figure, unit_correlations, weights_figure)
+from echo_rnn_tf1.memory import (correlation, fresh_states, memory, memory_figure, memory_lags, memory_table,
+                                 principal_components, probe_accuracy, states_figure, unit_correlations, weights_figure)
 from echo_rnn_tf1.model import build_model
 
 LAGS = np.arange(8)
@@ -198,3 +198,26 @@ def test_the_weights_columns_are_the_cells_units_and_the_output_layers_classes()
     fig = weights_figure(Memory(memory_lags(config), probed, probed), config)
     labels = [[label.get_text() for label in ax.get_xticklabels()] for ax in fig.axes[:4]]
     assert labels == [["h0", "h1"]] * 2 + [["class 0", "class 1"]] * 2
+
+
+def test_states_that_do_not_vary_or_are_not_finite_read_as_holding_nothing():
+    # Huge weights (--learning-rate 1e30) saturate every unit at +-1, or overflow to NaN: no correlation, no probe.
+    bits = np.random.RandomState(4).randint(0, 2, (50, 10))
+    constant, broken = np.ones((50, 10, 3)), np.full((50, 10, 3), np.nan)
+    assert np.isnan(unit_correlations(constant, bits, [0, 1])).all()
+    assert np.isnan(probe_accuracy(broken, bits, [0, 1])).all()
+    assert np.isnan(correlation([1.0], [0])) and np.isnan(correlation([np.inf, 1.0], [0, 1]))
+    projected, share = principal_components(np.ones((1, 4)))  # one state: no axis it varies along
+    assert projected.shape == (1, 4) and not projected.any() and not share.any()
+
+
+@pytest.mark.parametrize("flags", [("--learning-rate", "1e30"),  # the loss climbs to ~1e29, finite: the run finishes
+                                   ("--batch-size", 1, "--truncated-backprop-length", 1, "--total-series-length", 1,
+                                    "--echo-step", 0)],  # one window of one step: a single state to draw
+                         ids=["huge weights", "one state"])
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's warnings of a division by 0 fail the run
+def test_a_run_whose_states_hold_nothing_still_draws_every_picture(tmp_path, cli, flags):
+    out = tmp_path / "run"
+    result = cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 0, *flags, "--out", out)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert {"memory.png", "states.png", "weights.png"} <= {p.name for p in out.iterdir()}
