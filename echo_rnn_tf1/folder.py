@@ -9,8 +9,8 @@ import shutil
 import stat
 
 from .failures import EXIT_USAGE, BadInput, exit_code_and_line
-from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSS_PNG, LOSSES, LOSSES_HEADER, MEMORY_PNG, PREDICTIONS_PNG,
-                     RUN_JSON, STATES_PNG, TENSORBOARD, WEIGHTS_PNG, RunError, lock, read_run, write_json)
+from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSSES, LOSSES_HEADER, RUN_JSON, RunError, is_run_file, lock,
+                     read_run, write_json)
 
 # The longest paths a run writes inside its folder (seen with strace): the Saver's
 # "model.ckpt-N.data-00000-of-00001.tempstate<up to 20 digits>" (85 characters) and TensorBoard's
@@ -139,7 +139,7 @@ class RunFolder:
                 raise RunError(f"{self.file(RUN_JSON)}: lists {name} but not its folder")
         leftovers = [n for n in present if _is_leftover(n) and stat.S_ISREG(os.lstat(self.file(n)).st_mode)]
         for name in present:
-            if _is_ours(name) and name not in listed and name not in leftovers:
+            if is_run_file(name) and name not in listed and name not in leftovers:
                 raise RunError(f"--out {self.path}: {name} is in the way and {RUN_JSON} does not list it as the "
                                f"run's; move it, or choose another folder")
         for name in listed:
@@ -170,16 +170,9 @@ class RunFolder:
             self._fd = None
 
 
-def _is_ours(name):
-    """A name this package writes in a run folder."""
-    return (name in (LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG, MEMORY_PNG, STATES_PNG, WEIGHTS_PNG,
-                     CHECKPOINT_STATE, TENSORBOARD)
-            or name.startswith(CHECKPOINT_PREFIX + "-"))
-
-
 def _is_leftover(name):
     match = LEFTOVER.fullmatch(name)
-    return match is not None and _is_ours(match.group(1))
+    return match is not None and is_run_file(match.group(1))
 
 
 def check_folder_path(path, flag="--out"):

@@ -19,6 +19,8 @@ from .failures import BadInput
 LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG = "train.log", "losses.csv", "run.json", "loss.png", "predictions.png"
 MEMORY_PNG, STATES_PNG, WEIGHTS_PNG = "memory.png", "states.png", "weights.png"
 CHECKPOINT_PREFIX, CHECKPOINT_STATE, TENSORBOARD = "model.ckpt", "checkpoint", "tb"
+RUN_FILES = (LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG, MEMORY_PNG, STATES_PNG, WEIGHTS_PNG, CHECKPOINT_STATE,
+             TENSORBOARD)  # and the checkpoint's model.ckpt-N.*
 STATUSES = ("running", "finished", "diverged", "interrupted", "failed")
 LOSSES_HEADER = "epoch,batch,loss\n"  # losses.csv's first line
 RUN_JSON_LIMIT = 1024 * 1024  # a run record is a few KB; a larger file is not one
@@ -86,7 +88,7 @@ def _run(path, info):
             raise ValueError(f"{name}: {value!r:.60} is not what a run records")
         return value
 
-    files = field("files", list, lambda names: all(isinstance(n, str) and _plain(n) for n in names))
+    files = field("files", list, lambda names: all(isinstance(n, str) and is_run_file(n) for n in names))
     checkpoint = field("checkpoint", (dict, type(None)), _checkpoint_record, default=None)
     status = field("status", str, lambda s: s in STATUSES)
     return Run(path=path, status=status, stage=field("stage", str), cause=field("cause", (str, type(None)), default=None),
@@ -104,10 +106,14 @@ def _machine_record(machine):
             and machine.get("cuda_build") in (True, False, None))
 
 
-def _plain(name):
-    """A file of the run's folder: a plain name in it, or name/name one folder down."""
-    parts = name.split("/")
-    return 1 <= len(parts) <= 2 and all(p not in ("", ".", "..") and "\0" not in p for p in parts)
+def is_run_file(name):
+    """A name a run gives its files: ``train.log``, ``losses.csv``, ``run.json``, the pictures, the checkpoint's
+    (``checkpoint``, ``model.ckpt-N.*``), TensorBoard's ``tb`` and its ``tb/events.out.tfevents.*``. Only these
+    are what ``--force`` may remove: a record listing a user's file is refused."""
+    top, _, inner = name.partition("/")
+    if "\0" in name or inner and (top != TENSORBOARD or not inner.startswith("events.out.tfevents.") or "/" in inner):
+        return False
+    return top in RUN_FILES or top.startswith(CHECKPOINT_PREFIX + "-") and top not in (".", "..")
 
 
 def _checkpoint_record(record):

@@ -82,7 +82,9 @@ def test_force_refuses_before_removing_anything_when_something_else_is_in_the_wa
     (["/etc/passwd"], "unreadable run record (files: ['/etc/passwd'] is not what a run records)"),
     (["a/b/c"], "unreadable run record (files: ['a/b/c'] is not what a run records)"),
     ([3], "unreadable run record (files: [3] is not what a run records)"),
-    (["tb/x"], "lists tb/x but not its folder"),
+    (["outside.txt"], "unreadable run record (files: ['outside.txt'] is not what a run records)"),  # a user's file
+    (["tb/outside.txt"], "unreadable run record (files: ['tb/outside.txt'] is not what a run records)"),
+    (["tb/events.out.tfevents.1"], "lists tb/events.out.tfevents.1 but not its folder"),
 ])
 def test_force_refuses_a_run_json_whose_file_list_is_not_one(tmp_path, cli, files, says):
     folder = tmp_path / "run"
