@@ -165,10 +165,12 @@ def open_regular(path, what="file"):
     return os.fdopen(fd, "rb")
 
 
-def read_losses(path):
-    """``losses.csv`` as ``(epochs, batches, losses)`` arrays; losses are float32, bit for bit. A row without its
-    line end is a cut file (a run writes whole rows, even when killed): RunError, as for any bad row."""
-    epochs, batches, losses = [], [], []
+def read_losses(path, steps=None):
+    """``losses.csv`` as ``(epochs, batches, losses)`` arrays; losses are float32, bit for bit. The rows must be what a
+    run writes: whole (a run writes whole rows, even when killed), ASCII, epoch 0 step 0 first, each the next step of
+    its epoch or the first of the next, every epoch as long as the first but the last; and ``steps`` of them if given
+    (``Run.steps_done``). Anything else is RunError, naming the line."""
+    epochs, batches, losses, first_length = [], [], [], None
     with open_regular(path) as f:
         for number, line in enumerate(f, start=1):
             try:
@@ -178,12 +180,29 @@ def read_losses(path):
                     continue
                 if not line.endswith(b"\n"):
                     raise ValueError("cut short: no line end")
-                epoch, batch, loss = line.decode().rstrip("\n").split(",")
-                epochs.append(int(epoch))
-                batches.append(int(batch))
-                losses.append(np.float32(loss))
+                if not line.isascii():
+                    raise ValueError("not ASCII")
+                text = line.decode().rstrip("\n")
+                fields = text.split(",")
+                if len(fields) != 3:
+                    raise ValueError(f"{text[:40]!r} is not epoch,step,loss")
+                epoch, batch, loss = int(fields[0]), int(fields[1]), np.float32(fields[2])
+                if fields != [str(epoch), str(batch), str(loss)]:  # (int() reads " 1", "1_0" and any script's digits)
+                    raise ValueError(f"{text[:40]!r} is not as a run writes it")
+                expected = [(0, 0)] if not epochs else [(epochs[-1], batches[-1] + 1), (epochs[-1] + 1, 0)]
+                if (epoch, batch) not in expected:
+                    raise ValueError(f"epoch {epoch} step {batch} where a run writes "
+                                     + " or ".join(f"epoch {e} step {b}" for e, b in expected))
+                first_length = len(epochs) if epoch == 1 and batch == 0 else first_length
+                if epoch > 1 and batch == 0 and batches[-1] + 1 != first_length:
+                    raise ValueError(f"epoch {epoch - 1} has {batches[-1] + 1} steps, epoch 0 has {first_length}")
+                epochs.append(epoch)
+                batches.append(batch)
+                losses.append(loss)
             except ValueError as e:
                 raise RunError(f"{path}: unreadable (line {number}: {e})") from None
+    if steps is not None and steps != len(losses):
+        raise RunError(f"{path}: {len(losses)} rows, where run.json says the run trained {steps} steps")
     return np.array(epochs, dtype=int), np.array(batches, dtype=int), np.array(losses, dtype=np.float32)
 
 

@@ -139,9 +139,24 @@ def _cut_in_its_last_row(text):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("seed_runs")
+def _row(step, row):
+    """The file with step ``step``'s row (0-based; the header is line 1) replaced by ``row`` (None: removed)."""
+    def damage(text):
+        lines = text.splitlines(keepends=True)
+        lines[step + 1:step + 2] = [] if row is None else [row]
+        return "".join(lines)
+    return damage
+
+
+# Each read as a row, it compared misaligned steps as the same: the two runs "bit-identical", or differing where not.
 @pytest.mark.parametrize("damage, says", [
-    (lambda text: text + "0,not a row\n", "line 22: not enough values to unpack (expected 3, got 2)"),
-    (_cut_in_its_last_row, "line 21: cut short: no line end"),  # (read as a loss, it made the runs differ)
+    (lambda text: text + "0,not a row\n", "line 22: '0,not a row' is not epoch,step,loss"),
+    (_cut_in_its_last_row, "line 21: cut short: no line end"),
+    (_row(3, None), "line 5: epoch 0 step 4 where a run writes epoch 0 step 3 or epoch 1 step 0"),
+    (_row(3, "0,2,0.5\n"), "line 5: epoch 0 step 2 where a run writes epoch 0 step 3 or epoch 1 step 0"),
+    (_row(3, "0,\u0663,0.5\n"), "line 5: not ASCII"),  # an Arabic-Indic 3, which int() reads as 3
+    (_row(3, "0,3 ,0.5\n"), "line 5: '0,3 ,0.5' is not as a run writes it"),
+    (lambda text: text + "1,0,0.5\n2,0,0.5\n", "line 23: epoch 1 has 1 steps, epoch 0 has 20"),
 ])
 def test_a_damaged_losses_csv_of_a_same_seed_run_is_one_line(seed_runs, tmp_path, cli, damage, says):
     first, again = seed_runs["first"], tmp_path / "again"
@@ -150,6 +165,19 @@ def test_a_damaged_losses_csv_of_a_same_seed_run_is_one_line(seed_runs, tmp_path
     result = cli("compare", first, again)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == f"echo_rnn_tf1: error: {again / 'losses.csv'}: unreadable ({says})"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("seed_runs")
+def test_a_losses_csv_must_hold_the_steps_its_record_says(seed_runs, tmp_path, cli):
+    first, again = seed_runs["first"], tmp_path / "again"
+    shutil.copytree(seed_runs["again"], again)
+    record = json.loads((again / "run.json").read_text())
+    (again / "run.json").write_text(json.dumps({**record, "steps_done": 19}))
+    result = cli("compare", first, again)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (f"echo_rnn_tf1: error: {again / 'losses.csv'}: 20 rows, where run.json says the "
+                                     f"run trained 19 steps")
 
 
 @pytest.mark.slow
