@@ -100,7 +100,8 @@ def exit_code_and_line(error):
     if type(error).__module__.startswith("tensorflow"):  # TensorFlow's words for the machine failing it
         said = f"(TensorFlow: {tensorflow_said(error)})"
         for words, failure in (("No space left on device", "disk full"), ("Disk quota exceeded", "disk full"),
-                               ("File too large", "file size limit reached")):
+                               ("File too large", "file size limit reached"),
+                               ("Could not allocate", "out of memory")):  # (a fetched value's numpy array)
             if words in str(error):
                 return EXIT_MACHINE, f"{failure} {said}"
         if type(error).__name__ == "ResourceExhaustedError":

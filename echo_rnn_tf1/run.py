@@ -10,9 +10,11 @@ folder.)
 """
 import contextlib
 import dataclasses
+import gc
 import math
 import os
 import sys
+import traceback
 
 from . import machine
 from .config import SEED_LIMIT, Config
@@ -91,6 +93,8 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
             folder.write(status="interrupted", cause=f"{e} during the {stage}, after {len(losses)} steps",
                          steps_done=len(losses))
         else:
+            traceback.clear_frames(e.__traceback__)  # what the failed code held goes (out of memory: what filled it),
+            gc.collect()  # a figure among it: a web of references, which only the collector frees
             with contextlib.suppress(Exception):  # (a full disk, say: the failure itself is what gets reported)
                 folder.write(status="failed", cause=exit_code_and_line(e)[1], steps_done=len(losses))
         if not isinstance(e, Interrupted):

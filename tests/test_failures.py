@@ -98,6 +98,8 @@ GRAPH_ERROR = ("Graph execution error:\n\nDetected at node 'save/SaveV2' defined
                                                        "tempstate42; No space left on device)"),
     ("UnknownError:File too large", "file size limit reached (TensorFlow: run/model.ckpt-10.data-00000-of-00001."
                                     "tempstate42; File too large)"),
+    ("InternalError:Could not allocate ndarray", "out of memory (TensorFlow: run/model.ckpt-10.data-00000-of-00001."
+                                                 "tempstate42; Could not allocate ndarray)"),  # (under ulimit -v)
 ])
 def test_tensorflow_failing_for_want_of_memory_or_disk_is_the_machine(tf, monkeypatch, capsys, error, says):
     name, _, reason = error.partition(":")

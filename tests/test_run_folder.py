@@ -8,6 +8,7 @@ import os
 import re
 import resource
 import subprocess
+import weakref
 
 import numpy as np
 import pytest
@@ -210,6 +211,38 @@ def test_a_failure_in_training_is_recorded_and_reported_in_one_line(tmp_path, cl
     info = checked_record(out)
     assert info["status"] == "failed" and info["stage"] == "training" and says in info["cause"]
     assert info["steps_done"] == 5
+
+
+@pytest.mark.slow
+def test_out_of_memory_while_drawing_frees_what_filled_it_and_records_it(tmp_path, cli, monkeypatch):
+    # The record is written once what the failed code held is freed (a figure: a web of references). Written while it
+    # was held, it failed for want of memory too (measured under ulimit -v 3000000 with --state-size 3000), and the
+    # run's record said "running".
+    from matplotlib.figure import Figure
+
+    from echo_rnn_tf1 import memory
+
+    held, alive_when_recorded = [], []
+
+    def states_figure(table, config):
+        figure = Figure()  # what filled the memory
+        held.append(weakref.ref(figure))
+        raise MemoryError
+
+    def write(self, **fields):
+        if fields.get("status") == "failed":
+            alive_when_recorded.append(held[0]() is not None)
+        return folder_write(self, **fields)
+
+    folder_write = folder_module.RunFolder.write
+    monkeypatch.setattr(memory, "states_figure", states_figure)
+    monkeypatch.setattr(folder_module.RunFolder, "write", write)
+    out = tmp_path / "run"
+    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    assert result.returncode == 3 and one_error_line(result.stderr) == "echo_rnn_tf1: error: out of memory"
+    assert alive_when_recorded == [False]
+    info = checked_record(out)
+    assert info["status"] == "failed" and info["stage"] == "pictures" and info["cause"] == "out of memory"
 
 
 @contextlib.contextmanager
