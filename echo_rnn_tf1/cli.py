@@ -11,7 +11,7 @@ import sys
 import time
 
 from . import failures, streams
-from .config import CHOICES, MEANING, Config, folder_type, seed_type
+from .config import CHOICES, MEANING, Config, folder_type, number_type, seed_type
 from .failures import EXIT_FAILED, EXIT_OK, BadInput, Parser
 from .tfcompat import freeze_on_import
 
@@ -44,7 +44,8 @@ def train_parser():
             p.add_argument(flag, choices=CHOICES[field.name], default=field.default,
                            help=f"{meaning} (default: {field.default})")
         else:
-            p.add_argument(flag, type=field.type, default=field.default, metavar=field.type.__name__.upper(),
+            p.add_argument(flag, type=number_type(field.type), default=field.default,
+                           metavar=field.type.__name__.upper(),
                            help=f"{meaning} (default: {field.default})")
     p.add_argument("--seed", type=seed_type, help="seed random, numpy and TensorFlow as a header on the source would "
                                             "(default: draw one and record it in run.json)")

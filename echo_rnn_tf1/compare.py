@@ -171,8 +171,9 @@ def same_seed_lines(run, other):
 
     if run.seed != other.seed or run.config != other.config:
         return []
-    losses, other_losses = (read_losses(os.path.join(r.path, LOSSES), None if r.status == "running" else r.steps_done)[2]
-                            for r in (run, other))  # (a run that trains now, or died, has not recorded its steps)
+    losses, other_losses = (  # (a run that trains now, or died, has not recorded its steps)
+        read_losses(os.path.join(r.path, LOSSES), None if r.status == "running" else r.steps_done)[2]
+        for r in (run, other))
     differ = [key for key in ("engine", "rnn", "portable") if getattr(run, key) != getattr(other, key)
               and not (key == "rnn" and run.engine != other.engine)]  # (tf2 records no rnn)
     also = f" (they differ in {', '.join(differ)})" if differ else ""

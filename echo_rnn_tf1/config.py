@@ -19,6 +19,8 @@ LOG_EVERY = 100                      # the source prints a loss line every 100 b
 SERIES_LIMIT = 10**8       # bits of the series: numpy holds 24 bytes of each (draws, roll, targets): 2.4 GB
 PARAMETERS_LIMIT = 10**8   # trained weights: each with its accumulator, gradient and initial value, 1.6 GB
 ACTIVATIONS_LIMIT = 10**8  # a step's cell activations (batch x window x units x layers): 400 MB each copy
+STEPS_LIMIT = 10**7        # steps of a run: its losses kept in memory take 400 MB (a default run has 5000; 10**7 take
+                           # 3 hours here), and its train.log stays within what compare reads (16 MiB: 40 million)
 VARIANTS = ("carry_state", "targets", "new_data_each_epoch", "cell", "num_layers", "dropout")
 CHOICES = {"targets": ("window", "series"), "cell": ("basic", "lstm", "gru")}  # the first of each is the source's
 
@@ -91,6 +93,9 @@ class Config:
             _refuse("dropout", p, "must be a number from 0 (no dropout) to less than 1")
         if self.total_series_length > SERIES_LIMIT:
             _refuse("total_series_length", self.total_series_length, f"more than {SERIES_LIMIT:.0e} bits")
+        if self.num_steps > STEPS_LIMIT:
+            raise ConfigError(f"--num-epochs {self.num_epochs}: {self.num_steps:,} steps ({self.num_batches} an "
+                              f"epoch), more than {STEPS_LIMIT:,}")
         gates = {"basic": 1, "gru": 3, "lstm": 4}[self.cell]
         state = self.state_size * (2 if self.cell == "lstm" else 1)
         parameters = (self.num_layers * gates * (self.state_size + max(self.num_classes, self.state_size) + 1)
@@ -158,12 +163,24 @@ MEANING = {
 TINY = Config(num_epochs=2, total_series_length=5000)
 
 
+def number_type(kind):
+    """argparse type for a flag of ``kind`` (int or float), written as Python writes numbers: ``int()`` and ``float()``
+    alone also read other scripts' digits (``٣`` is 3), underscores (``1_0``) and spaces, which the logs refuse."""
+    def number(text):
+        if not text.isascii() or "_" in text or text != text.strip():
+            raise ValueError(text)
+        return kind(text)
+
+    number.__name__ = kind.__name__  # (argparse's "invalid int value: ...")
+    return number
+
+
 def seed_type(text):
     """argparse type for a seed: a whole number numpy can seed with."""
     import argparse
 
     try:
-        seed = int(text)
+        seed = number_type(int)(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid seed {text!r}: not a whole number") from None
     if not 0 <= seed < SEED_LIMIT:

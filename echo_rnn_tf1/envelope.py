@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .compare import compare
-from .config import SEED_LIMIT, Config, ConfigError, folder_type, seed_type
+from .config import SEED_LIMIT, Config, ConfigError, folder_type, number_type, seed_type
 from .failures import EXIT_OK, Interrupted, MachineError, Parser, machine_failure
 from .folder import check_folder_path
 from .logs import logged_points
@@ -155,14 +155,14 @@ def envelope_parser():
     p = Parser(prog="python -m echo_rnn_tf1 envelope",
                description="Train K seeds of the source's defaults; write the per-step min / median / max, each "
                            "seed's verdict and where the 2017 run sits among them; draw the band with the 2017 run.")
-    p.add_argument("--seeds", type=int, default=20, help="how many seeds (default: 20)")
+    p.add_argument("--seeds", type=number_type(int), default=20, help="how many seeds (default: 20)")
     p.add_argument("--first-seed", type=seed_type, default=0,
                    help="seeds are FIRST_SEED, FIRST_SEED + 1, ... (default: 0)")
     p.add_argument("--engine", choices=("tf1", "tf2"), default="tf1",
                    help="tf1 (the default): each seed through the source's graph, one process per core; tf2: all "
                         "seeds side by side in XLA-compiled programs of up to 1000 seeds, from the same starting "
                         "points (its last line says how the two agree)")
-    p.add_argument("--jobs", type=int, default=usable_cores(),
+    p.add_argument("--jobs", type=number_type(int), default=usable_cores(),
                    help="tf1: processes at once (about 640 MiB each); tf2: compiled programs at once, one thread each "
                         "(the seeds are split among at least this many); both at most one per usable core and per seed "
                         "(default: %(default)s)")

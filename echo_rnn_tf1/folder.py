@@ -9,8 +9,8 @@ import shutil
 import stat
 
 from .failures import EXIT_USAGE, BadInput, exit_code_and_line
-from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSSES, LOSSES_HEADER, RUN_JSON, RunError, is_run_file, lock,
-                     read_run, write_json)
+from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSSES, LOSSES_HEADER, RUN_JSON, RunError, is_run_file,
+                     lock, read_run, write_json)
 
 # The longest paths a run writes inside its folder (seen with strace): the Saver's
 # "model.ckpt-N.data-00000-of-00001.tempstate<up to 20 digits>" (85 characters) and TensorBoard's

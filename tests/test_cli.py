@@ -119,6 +119,15 @@ def test_the_largest_seed_works_end_to_end(tmp_path, cli):
     (["--learning-rate", "1e-46"], "finite in float32 (from 1.401e-45"),  # 0 in float32
     (["--batch-size", "five"], "argument --batch-size: invalid int value: 'five'"),
     (["--learning-rate", "fast"], "argument --learning-rate: invalid float value: 'fast'"),
+    # numbers as Python writes them: int() and float() also read other scripts' digits, "_" and spaces
+    (["--num-epochs", "\u0663"], "argument --num-epochs: invalid int value: '\u0663'"),  # an Arabic-Indic 3
+    (["--num-epochs", "1_0"], "argument --num-epochs: invalid int value: '1_0'"),
+    (["--batch-size", " 5"], "argument --batch-size: invalid int value: ' 5'"),
+    (["--learning-rate", "\u0660.\u0663"], "argument --learning-rate: invalid float value: '\u0660.\u0663'"),
+    (["--seed", "\u0663"], "argument --seed: invalid seed '\u0663': not a whole number"),
+    (["envelope", "--seeds", "\u0662"], "argument --seeds: invalid int value: '\u0662'"),
+    (["--num-epochs", str(10**23)], f"--num-epochs {10**23}: {10**26:,} steps (1000 an epoch), more than 10,000,000"),
+    (["--num-epochs", 10001], "--num-epochs 10001: 10,001,000 steps (1000 an epoch), more than 10,000,000"),
     (["--no-such-flag", 1], "unrecognized arguments: --no-such-flag 1"),
     # the source's variable names, as flags: the flags' spelling as a hint
     (["--num_epochs", 1], "unrecognized arguments: --num_epochs 1 (did you mean --num-epochs?)"),
