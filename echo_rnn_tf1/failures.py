@@ -92,11 +92,14 @@ def exit_code_and_line(error):
         failure = machine_failure(error)
         what = f"{failure}: " if failure else ""
         return EXIT_MACHINE if failure else EXIT_USAGE, f"{what}{where}{error.strerror or _one_line(error)}"
-    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in PACKAGES:
-        package = PACKAGES[error.name.split(".")[0]]
-        return EXIT_PACKAGES, f"{package} is not installed (pip install -r requirements.txt installs what is needed)"
     if isinstance(error, ImportError) and "failed to map segment" in str(error):  # the loader's ENOMEM (ulimit -v)
         return EXIT_MACHINE, f"out of memory (loading {_one_line(error)})"
+    if isinstance(error, ImportError) and (error.name or "").split(".")[0] in PACKAGES:
+        package = PACKAGES[error.name.split(".")[0]]
+        if isinstance(error, ModuleNotFoundError) and "." not in error.name:
+            return EXIT_PACKAGES, f"{package} is not installed (pip install -r requirements.txt installs what is needed)"
+        return EXIT_PACKAGES, (f"{package} is installed but broken ({_one_line(error)}): reinstall it (pip install "
+                               f"--force-reinstall -r requirements.txt)")  # (a part missing, or built for another)
     if type(error).__module__.startswith("tensorflow"):  # TensorFlow's words for the machine failing it
         said = f"(TensorFlow: {tensorflow_said(error)})"
         for words, failure in (("No space left on device", "disk full"), ("Disk quota exceeded", "disk full"),
