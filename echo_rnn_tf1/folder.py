@@ -121,10 +121,12 @@ class RunFolder:
                 os.rmdir(self.path)
 
     def remove_checkpoint(self):
-        for name in os.listdir(self.path):
-            if name.startswith((CHECKPOINT_PREFIX + "-", CHECKPOINT_STATE)):
-                with contextlib.suppress(OSError):
-                    self._remove(name)
+        """Remove the checkpoint's files (a save cut short), and their names from ``files``."""
+        is_checkpoint = lambda name: name.startswith((CHECKPOINT_PREFIX + "-", CHECKPOINT_STATE))  # noqa: E731
+        for name in filter(is_checkpoint, os.listdir(self.path)):
+            with contextlib.suppress(OSError):
+                self._remove(name)
+        self.files = [name for name in self.files if not is_checkpoint(name)]
 
     def _remove_old_run(self):
         present = os.listdir(self.path)

@@ -142,6 +142,8 @@ def _save_checkpoint(folder, values, step):
     folder.write(stage="checkpoint")
     tf = import_tensorflow()
     prefix = f"{CHECKPOINT_PREFIX}-{step}"
+    listed = [CHECKPOINT_STATE] + [f"{prefix}.{part}" for part in ("data-00000-of-00001", "index", "meta")]
+    folder.add_files(listed)  # before the Saver writes them: a run killed meanwhile leaves no file of its own unlisted
     try:
         graph = tf.Graph()
         with graph.as_default():
@@ -151,9 +153,10 @@ def _save_checkpoint(folder, values, step):
                 sess.run(tf.compat.v1.variables_initializer(variables))
                 saver.save(sess, folder.file(CHECKPOINT_PREFIX), global_step=step)
     except BaseException:
-        folder.remove_checkpoint()  # the Saver's half-written files
+        folder.remove_checkpoint()  # the Saver's half-written files, and their names
         raise
-    folder.add_files([CHECKPOINT_STATE] + sorted(n for n in os.listdir(folder.path) if n.startswith(prefix + ".")))
+    saved = [CHECKPOINT_STATE] + sorted(n for n in os.listdir(folder.path) if n.startswith(prefix + "."))
+    folder.files = [name for name in folder.files if name not in listed] + saved  # (as TensorFlow named them)
     folder.write(checkpoint={"prefix": prefix, "sha256": checkpoint_digests(folder.path, prefix)})
     return True
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import weakref
 
@@ -243,6 +244,31 @@ def test_out_of_memory_while_drawing_frees_what_filled_it_and_records_it(tmp_pat
     assert alive_when_recorded == [False]
     info = checked_record(out)
     assert info["status"] == "failed" and info["stage"] == "pictures" and info["cause"] == "out of memory"
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_it_saves_its_checkpoint_leaves_a_folder_force_takes(tmp_path, cli, monkeypatch, tf):
+    # What SIGKILL leaves at either end of the Saver's work (copies of the folder, which nobody holds): the files about
+    # to be written, then written and not yet recorded with their digests. Each is listed in run.json by then, so
+    # --force takes the folder; an unlisted model.ckpt-N.index was "in the way".
+    save, killed = tf.compat.v1.train.Saver.save, []
+
+    def saved(*args, **kwargs):
+        killed.append(shutil.copytree(out, tmp_path / "before"))
+        done = save(*args, **kwargs)
+        killed.append(shutil.copytree(out, tmp_path / "after"))
+        return done
+
+    monkeypatch.setattr(tf.compat.v1.train.Saver, "save", saved)
+    out = tmp_path / "run"
+    assert cli(*TINY_RUN, "--seed", 0, "--out", out).returncode == 0
+    monkeypatch.undo()
+    checked_record(out)  # the finished run lists what it holds, and only that
+    assert any(p.name.startswith("model.ckpt-10.") for p in killed[1].iterdir())
+    for folder in killed:
+        assert {p.name for p in folder.iterdir()} <= set(json.loads((folder / "run.json").read_text())["files"])
+        result = cli(*TINY_RUN, "--seed", 1, "--out", folder, "--force")
+        assert result.returncode == 0, result.stderr
 
 
 @contextlib.contextmanager
