@@ -113,7 +113,7 @@ def is_run_file(name):
     top, _, inner = name.partition("/")
     if "\0" in name or inner and (top != TENSORBOARD or not inner.startswith("events.out.tfevents.") or "/" in inner):
         return False
-    return top in RUN_FILES or top.startswith(CHECKPOINT_PREFIX + "-") and top not in (".", "..")
+    return top in RUN_FILES or top.startswith(CHECKPOINT_PREFIX + "-")
 
 
 def _checkpoint_record(record):
