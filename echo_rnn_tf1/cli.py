@@ -69,14 +69,14 @@ def train_parser():
 def train_command(argv):
     if argv and not argv[0].startswith("-"):
         raise BadInput(f"python -m echo_rnn_tf1: no command {argv[0]!r}; the commands are "
-                         f"{', '.join(sorted(COMMANDS))}, and without one the flags train a run (see --help)")
+                       f"{', '.join(sorted(COMMANDS))}, and without one the flags train a run (see --help)")
     args = train_parser().parse_args(argv)
     config = Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
     if args.unroll and args.engine != "tf1":
         raise BadInput("--unroll: only with --engine tf1 (the tf2 engine writes the recurrence out already)")
     if args.unroll and config.truncated_backprop_length > UNROLL_LIMIT:
         raise BadInput(f"--unroll: a copy of the cell per step of a window of {config.truncated_backprop_length}; "
-                         f"up to {UNROLL_LIMIT} (without --unroll, any)")
+                       f"up to {UNROLL_LIMIT} (without --unroll, any)")
     if args.portable and args.engine != "tf1":
         raise BadInput("--portable: only with --engine tf1 (XLA compiles the tf2 engine for this very CPU)")
     if args.engine == "tf2":

@@ -144,5 +144,5 @@ def apply_portable():
     """Put ``PORTABLE_ENV`` in the environment; it must come before TensorFlow loads (child processes inherit it)."""
     if "tensorflow" in sys.modules and not is_portable():
         raise BadInput("--portable: TensorFlow is already loaded with other oneDNN settings; set "
-                            + " ".join(f"{k}={v}" for k, v in PORTABLE_ENV.items()) + " before it loads")
+                       + " ".join(f"{k}={v}" for k, v in PORTABLE_ENV.items()) + " before it loads")
     os.environ.update(PORTABLE_ENV)
