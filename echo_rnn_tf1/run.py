@@ -24,17 +24,18 @@ from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, MEMORY_PNG, 
                      TENSORBOARD, WEIGHTS_PNG, checkpoint_digests)
 
 
-def train_run(config, seed, out, force=False, engine="tf1", unroll=False, tensorboard=False, portable=False):
+def train_run(config, seed, out, force=False, engine="tf1", unroll=False, tensorboard=False, portable=False,
+              pictures=True):
     """Train a run into folder ``out``; return the exit code: 0 finished, 1 diverged, 128 + N stopped by signal N.
     ``portable``: the caller applied ``machine.PORTABLE_ENV`` before TensorFlow loaded."""
     folder = RunFolder(out, force)  # a used, locked or unwritable folder is refused before anything loads
     try:
-        return _train_run(folder, config, seed, engine, unroll, tensorboard, portable)
+        return _train_run(folder, config, seed, engine, unroll, tensorboard, portable, pictures)
     finally:
         folder.close()
 
 
-def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
+def _train_run(folder, config, seed, engine, unroll, tensorboard, portable, pictures):
     from .tfcompat import import_quiet_tensorflow
 
     folder.write(status="running", stage="start", seed=seed, config=config.to_dict(), engine=engine,
@@ -82,8 +83,9 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable):
             print(f"echo_rnn_tf1: {stopped}; training stopped", file=sys.stderr)
 
         saved = status != "diverged" and _save_checkpoint(folder, trained.values, trained.steps_trained)
-        folder.write(stage="pictures")
-        _draw(folder, config, seed, losses, trained if saved else None, unroll)
+        if pictures:
+            folder.write(stage="pictures")
+            _draw(folder, config, seed, losses, trained if saved else None, unroll)
         folder.write(status=status, stage="done", cause=cause)
     except BaseException as e:  # stopped or failed before training, or after it: in the checkpoint or the pictures
         stage = folder.info["stage"]

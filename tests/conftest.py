@@ -30,7 +30,8 @@ for _signum, _usual in ((signal.SIGINT, signal.default_int_handler), (signal.SIG
         signal.signal(_signum, _usual)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_RUN = ("--num-epochs", 1, "--total-series-length", 500)  # 10 steps
+TINY_RUN_DRAWN = ("--num-epochs", 1, "--total-series-length", 500)  # 10 steps
+TINY_RUN = (*TINY_RUN_DRAWN, "--no-pictures")  # (for a test that does not look at the pictures: 1 s less)
 
 
 def pytest_collection_modifyitems(items):
@@ -116,10 +117,10 @@ def tiny_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """A finished run folder of one default epoch with seed 0 and --tensorboard: it learns the echo (last loss
-    7.6e-4)."""
+    """A finished run folder of one default epoch with seed 0, --tensorboard and --no-pictures: it learns the echo
+    (last loss 7.6e-4)."""
     out = tmp_path_factory.mktemp("trained") / "run"
-    train_in_process("--num-epochs", 1, "--seed", 0, "--out", out, "--tensorboard")
+    train_in_process("--num-epochs", 1, "--seed", 0, "--out", out, "--tensorboard", "--no-pictures")
     return out
 
 

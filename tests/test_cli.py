@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_RUN, checked_record, one_error_line, run_cli
+from conftest import ROOT, TINY_RUN, TINY_RUN_DRAWN, checked_record, one_error_line, run_cli
 from echo_rnn_tf1.plots import loss_figure, save_figure
 from echo_rnn_tf1.record import read_losses
 
@@ -57,17 +57,21 @@ def test_short_run_writes_every_file(tmp_path, cli):
 @pytest.mark.slow
 def test_run_without_seed_records_one_that_replays(tmp_path, cli):
     first, again = tmp_path / "first", tmp_path / "again"
-    assert cli("--num-epochs", 1, "--total-series-length", 1000, "--out", first).returncode == 0
+    assert cli("--num-epochs", 1, "--total-series-length", 1000, "--out", first, "--no-pictures").returncode == 0
     seed = json.loads((first / "run.json").read_text())["seed"]
     assert isinstance(seed, int)
     assert cli("--num-epochs", 1, "--total-series-length", 1000, "--seed", seed, "--out", again).returncode == 0
     assert (first / "losses.csv").read_text() == (again / "losses.csv").read_text()
+    # --no-pictures draws none, and leaves the rest as it was
+    pictures = {"loss.png", "predictions.png", "memory.png", "states.png", "weights.png"}
+    assert {p.name for p in again.iterdir()} - {p.name for p in first.iterdir()} == pictures
+    assert checked_record(first)["status"] == "finished" and not pictures & set(checked_record(first)["files"])
 
 
 @pytest.mark.slow
 def test_default_out_is_a_new_folder_under_runs(tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = cli("--num-epochs", 1, "--total-series-length", 500, "--seed", 5)
+    result = cli(*TINY_RUN, "--seed", 5)
     assert result.returncode == 0, result.stderr
     (folder,) = (tmp_path / "runs").iterdir()
     assert folder.name.endswith("-seed5") and (folder / "run.json").exists()
@@ -97,7 +101,7 @@ def test_a_run_of_fewer_than_four_windows_a_row_draws_what_it_has(tmp_path, cli)
 @pytest.mark.slow
 def test_the_largest_seed_works_end_to_end(tmp_path, cli):
     out = tmp_path / "run"
-    result = cli(*TINY_RUN, "--seed", 2**32 - 1, "--out", out)
+    result = cli(*TINY_RUN_DRAWN, "--seed", 2**32 - 1, "--out", out)
     assert result.returncode == 0, result.stderr
     assert (out / "predictions.png").exists()  # its held-out batch wraps to seed 0
 

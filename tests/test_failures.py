@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, TINY_RUN, one_error_line
+from conftest import ROOT, TINY_RUN_DRAWN, one_error_line
 from echo_rnn_tf1 import cli
 from echo_rnn_tf1.failures import TRACEBACK_VARIABLE, BadInput, Interrupted, MachineError, PackageError, exit_code_and_line
 
@@ -139,7 +139,7 @@ def test_compare_into_a_closed_pipe_exits_with_the_verdict():
 @pytest.mark.slow
 def test_training_into_a_closed_pipe_trains_to_the_end(tmp_path):
     out = tmp_path / "run"
-    code, stderr = _closed_stdout(*TINY_RUN, "--seed", 0, "--out", out)
+    code, stderr = _closed_stdout(*TINY_RUN_DRAWN, "--seed", 0, "--out", out)
     assert code == 0 and "Traceback" not in stderr and "echo_rnn_tf1:" not in stderr, stderr
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "finished" and info["steps_done"] == 10
@@ -172,7 +172,7 @@ def test_a_verdict_with_a_standard_stream_closed_keeps_its_exit_code():
 
 @pytest.mark.slow
 def test_a_run_with_both_outputs_closed_and_a_bogus_backend_finishes_with_its_pictures(tmp_path):
-    result = in_shell(f'{" ".join(map(str, TINY_RUN))} --seed 0 --out "{tmp_path / "run"}" >&- 2>&-',
+    result = in_shell(f'{" ".join(map(str, TINY_RUN_DRAWN))} --seed 0 --out "{tmp_path / "run"}" >&- 2>&-',
                       MPLBACKEND="bogus")
     assert result.returncode == 0 and result.stdout == result.stderr == ""
     info = json.loads((tmp_path / "run" / "run.json").read_text())

@@ -98,7 +98,8 @@ def seed_runs(tmp_path_factory):
     folder, runs = tmp_path_factory.mktemp("seeds"), {}
     for name, seed in (("first", 4), ("again", 4), ("other", 5)):
         runs[name] = folder / name
-        train_in_process("--num-epochs", 1, "--total-series-length", 1000, "--seed", seed, "--out", runs[name])
+        train_in_process("--num-epochs", 1, "--total-series-length", 1000, "--seed", seed, "--out", runs[name],
+                         "--no-pictures")
     return runs
 
 

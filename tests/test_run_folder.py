@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 import pytest
 
-from conftest import TINY_RUN, checked_record, one_error_line, run_record
+from conftest import TINY_RUN, TINY_RUN_DRAWN, checked_record, one_error_line, run_record
 from echo_rnn_tf1 import folder as folder_module
 from echo_rnn_tf1 import train as train_module
 from echo_rnn_tf1.failures import exit_code_and_line
@@ -118,7 +118,7 @@ THEIRS = {"notes.txt": "mine", "model.ckpt_README.txt": "mine too", "notes.txt.t
 @pytest.mark.slow
 def test_force_replaces_a_run_and_only_the_run(tmp_path, cli):
     out = tmp_path / "run"
-    assert cli(*TINY_RUN, "--seed", 1, "--out", out, "--tensorboard").returncode == 0
+    assert cli(*TINY_RUN_DRAWN, "--seed", 1, "--out", out, "--tensorboard").returncode == 0
     assert "tb" in checked_record(out)["files"]  # every file it made listed, and only those
 
     before = contents(out)
@@ -144,7 +144,7 @@ def test_divergence_stops_at_once_and_keeps_the_record(tmp_path, cli):
     # 1e38 (the largest float32 is 3.4e38) sends the loss to inf at step 2. For the record: 1e30 does not
     # diverge in this sense; the loss climbs to ~1e29 but stays finite, and the run finishes.
     out = tmp_path / "run"
-    result = cli(*TINY_RUN, "--learning-rate", "1e38", "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN_DRAWN, "--learning-rate", "1e38", "--seed", 0, "--out", out)
     assert result.returncode == 1
     _, batches, losses = read_losses(out / "losses.csv")
     assert np.isfinite(losses[:-1]).all() and np.isinf(losses[-1])    # stopped at the first non-finite step
@@ -239,7 +239,7 @@ def test_out_of_memory_while_drawing_frees_what_filled_it_and_records_it(tmp_pat
     monkeypatch.setattr(memory, "states_figure", states_figure)
     monkeypatch.setattr(folder_module.RunFolder, "write", write)
     out = tmp_path / "run"
-    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN_DRAWN, "--seed", 0, "--out", out)
     assert result.returncode == 3 and one_error_line(result.stderr) == "echo_rnn_tf1: error: out of memory"
     assert alive_when_recorded == [False]
     info = checked_record(out)
@@ -331,7 +331,7 @@ def test_a_real_full_disk_after_training_leaves_no_file_unlisted(tmp_path, cli):
     with small_disk(tmp_path / "disk", "400k") as disk:
         fill(disk, leave=ROOM)
         out = disk / "run"
-        result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+        result = cli(*TINY_RUN_DRAWN, "--seed", 0, "--out", out)
         assert result.returncode == 3 and "disk full" in one_error_line(result.stderr)
         info = checked_record(out)
         assert info["status"] == "failed" and info["stage"] in ("checkpoint", "pictures")

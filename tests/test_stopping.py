@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import TINY_RUN, checked_record, grown, one_error_line, rows, signal_here, started, wait_until
+from conftest import (TINY_RUN, TINY_RUN_DRAWN, checked_record, grown, one_error_line, rows, signal_here, started,
+                      wait_until)
 from echo_rnn_tf1 import failures
 from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.failures import Interrupted
@@ -123,7 +124,7 @@ def test_a_signal_after_training_ends_the_run_where_it_is(tmp_path, cli, monkeyp
     else:  # while the held-out predictions are computed, loss.png drawn already
         signal_here(monkeypatch, "evaluate", "held_out_predictions")
     out = tmp_path / "run"
-    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN_DRAWN, "--seed", 0, "--out", out)
     assert result.returncode == 130
     assert one_error_line(result.stderr) == f"echo_rnn_tf1: SIGINT received during the {stage}; stopped"
     info = checked_record(out)  # a checkpoint cut short is removed: nothing in the folder that run.json does not list
@@ -140,7 +141,7 @@ def test_a_second_signal_does_not_cut_the_first_ones_ending_short(tmp_path, cli,
     signal_here(monkeypatch, "train", "after_step", when=lambda epoch_idx, batch_idx, *_: batch_idx == 5)
     signal_here(monkeypatch, "evaluate", "held_out_predictions")
     out = tmp_path / "run"
-    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN_DRAWN, "--seed", 0, "--out", out)
     assert result.returncode == 130 and "SIGINT received; training stopped after 6 steps" in result.stderr
     info = checked_record(out)
     assert info["status"] == "interrupted" and info["stage"] == "done" and info["steps_done"] == 6
@@ -151,7 +152,7 @@ def test_a_second_signal_does_not_cut_the_first_ones_ending_short(tmp_path, cli,
 def test_a_signal_during_the_verdict_leaves_the_finished_record(tmp_path, cli, monkeypatch):
     signal_here(monkeypatch, "run", "verdict")
     out = tmp_path / "run"
-    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN_DRAWN, "--seed", 0, "--out", out)
     assert result.returncode == 130
     assert one_error_line(result.stderr) == "echo_rnn_tf1: SIGINT received; stopped"
     info = checked_record(out)  # every file is there: the run finished
@@ -165,7 +166,7 @@ def test_a_signal_on_the_step_that_diverges_saves_no_nan_weights(tmp_path, cli, 
     # the divergence is seen: the step ends as it ends, diverged, and so does the run (the stop asked for is done).
     signal_here(monkeypatch, "train", "after_step", when=lambda epoch_idx, batch_idx, loss, *_: not math.isfinite(loss))
     out = tmp_path / "run"
-    result = cli(*TINY_RUN, "--learning-rate", "1e38", "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN_DRAWN, "--learning-rate", "1e38", "--seed", 0, "--out", out)
     assert result.returncode == 1, result.stderr
     info = checked_record(out)
     _, _, losses = read_losses(out / "losses.csv")
@@ -261,7 +262,7 @@ def sighup_ignored():
 def test_a_signal_ignored_when_the_run_starts_stays_ignored(tmp_path, cli, monkeypatch, sighup_ignored):
     signal_here(monkeypatch, "train", "after_step", signal.SIGHUP, when=lambda epoch_idx, batch_idx, *_: batch_idx == 5)
     out = tmp_path / "run"
-    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    result = cli(*TINY_RUN_DRAWN, "--seed", 0, "--out", out)
     assert result.returncode == 0 and "SIGHUP" not in result.stderr, result.stderr
     info = checked_record(out)
     assert info["status"] == "finished" and info["steps_done"] == 10
