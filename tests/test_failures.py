@@ -88,7 +88,7 @@ def test_a_bug_names_where_it_is_and_can_show_its_traceback(monkeypatch, capsys)
 
 
 # What TensorFlow raises when an op fails: where in the graph first, then what went wrong (here, saving a checkpoint
-# on a full disk, as test_run_folder's full disk gets it); the one line says what went wrong.
+# on a full disk, as test_failed_run's full disk gets it); the one line says what went wrong.
 GRAPH_ERROR = ("Graph execution error:\n\nDetected at node 'save/SaveV2' defined at (most recent call last):\n"
                "    File \"x.py\", line 1, in <module>\nNode: 'save/SaveV2'\n"
                "run/model.ckpt-10.data-00000-of-00001.tempstate42; {}\n\t [[{{node save/SaveV2}}]]\n")
