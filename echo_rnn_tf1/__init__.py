@@ -9,6 +9,6 @@ from .tfcompat import prefer_legacy_keras
 
 prefer_legacy_keras()
 
-from .config import TINY, Config, ConfigError  # noqa: E402
+from .config import Config, ConfigError  # noqa: E402
 
-__all__ = ["Config", "ConfigError", "TINY"]
+__all__ = ["Config", "ConfigError"]

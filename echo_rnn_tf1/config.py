@@ -159,10 +159,6 @@ MEANING = {
     "learning_rate": "Adagrad's learning rate (the source writes AdagradOptimizer(0.3))",
 }
 
-# Small enough for a test to train in about a second: 2 epochs of 100 steps.
-TINY = Config(num_epochs=2, total_series_length=5000)
-
-
 def number_type(kind):
     """argparse type for a flag of ``kind`` (int or float), written as Python writes numbers: ``int()`` and ``float()``
     alone also read other scripts' digits (``٣`` is 3), underscores (``1_0``) and spaces, which the logs refuse."""

@@ -139,17 +139,6 @@ def of_run(sess, model, config, run_seed, seed=DATA_SEED):
             "trained": as_json(trained)}
 
 
-def memory_table(config, seed, data_seed=DATA_SEED):
-    """A ``Memory``: the net of ``seed`` probed as initialized (the weights training starts from) and after training
-    ``config`` as the CLI does, both on the fresh series of ``data_seed``."""
-    from .tfcompat import import_quiet_tensorflow
-    from .train import train_values
-
-    import_quiet_tensorflow()
-    trained = train_values(config, seed, log=lambda line: None)
-    return Memory(memory_lags(config), *probe(config, trained.start, trained.values, seed=data_seed))
-
-
 def memory_figure(table, config):
     """The memory curve: the probe's accuracy by lag, untrained and trained, the echo's lag and chance marked."""
     fig = figure((7, 3.5), left=0.65, right=0.1, bottom=0.5, top=0.35)

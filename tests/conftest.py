@@ -17,6 +17,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import echo_rnn_tf1  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before anything imports tensorflow)
+from echo_rnn_tf1.config import Config  # noqa: E402
 from echo_rnn_tf1.tfcompat import freeze_on_import  # noqa: E402
 
 freeze_on_import()  # (as the command line: a test process is the suite's own)
@@ -30,6 +31,7 @@ for _signum, _usual in ((signal.SIGINT, signal.default_int_handler), (signal.SIG
         signal.signal(_signum, _usual)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = Config(num_epochs=2, total_series_length=5000)  # trains in about a second: 2 epochs of 100 steps
 TINY_RUN_DRAWN = ("--num-epochs", 1, "--total-series-length", 500)  # 10 steps
 TINY_RUN = (*TINY_RUN_DRAWN, "--no-pictures")  # (for a test that does not look at the pictures: 1 s less)
 
@@ -130,6 +132,19 @@ def full_default_run(tmp_path_factory):
     end in a process of its own, as a user runs it."""
     out = tmp_path_factory.mktemp("full") / "run"
     return out, run_cli("--seed", 0, "--out", out)
+
+
+def memory_table(config, seed, data_seed=None):
+    """A ``memory.Memory``: the net of ``seed`` probed as initialized (the weights training starts from) and after
+    training ``config`` as the CLI does, both on the fresh series of ``data_seed`` (default ``memory.DATA_SEED``)."""
+    from echo_rnn_tf1.memory import DATA_SEED, Memory, memory_lags, probe
+    from echo_rnn_tf1.tfcompat import import_quiet_tensorflow
+    from echo_rnn_tf1.train import train_values
+
+    import_quiet_tensorflow()
+    trained = train_values(config, seed, log=lambda line: None)
+    return Memory(memory_lags(config), *probe(config, trained.start, trained.values,
+                                              seed=DATA_SEED if data_seed is None else data_seed))
 
 
 def once_per_seed(make):

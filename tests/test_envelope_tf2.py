@@ -7,9 +7,9 @@ import signal
 import numpy as np
 import pytest
 
-from conftest import one_error_line, started, wait_until
+from conftest import TINY, one_error_line, started, wait_until
 from echo_rnn_tf1 import envelope, tf2, tf2_seeds
-from echo_rnn_tf1.config import TINY, Config
+from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.logs import Point, parse_log, read_reference
 from echo_rnn_tf1.train import faithful_start
 

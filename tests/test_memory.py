@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from echo_rnn_tf1.config import TINY
+from conftest import TINY, memory_table
 from echo_rnn_tf1.data import generate_data, windows
-from echo_rnn_tf1.memory import (correlation, fresh_states, memory, memory_figure, memory_lags, memory_table,
-                                 principal_components, probe_accuracy, states_figure, unit_correlations, weights_figure)
+from echo_rnn_tf1.memory import (correlation, fresh_states, memory, memory_figure, memory_lags, principal_components,
+                                 probe_accuracy, states_figure, unit_correlations, weights_figure)
 from echo_rnn_tf1.model import build_model
 
 LAGS = np.arange(8)

@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from conftest import ROOT
-from echo_rnn_tf1.config import TINY, Config
-from echo_rnn_tf1.memory import DATA_SEED, memory_lags, memory_table
+from conftest import ROOT, TINY, memory_table
+from echo_rnn_tf1.config import Config
+from echo_rnn_tf1.memory import DATA_SEED, memory_lags
 from echo_rnn_tf1.record import read_losses
 from echo_rnn_tf1.variations import FINAL_STEPS, HARDER, ROWS, memory_figure, probed, steps_to_learn, train_and_evaluate
 
