@@ -54,10 +54,22 @@ def import_tensorflow():
     try:
         tf.compat.v1.nn.rnn_cell.BasicRNNCell
     except (AttributeError, ImportError) as e:  # Keras 3: AttributeError "not available with Keras 3"
+        broken = e if isinstance(e, ImportError) and (e.name or "").startswith("tf_keras.") else _tf_keras_broken()
+        if broken is not None:  # tf-keras installed, broken inside (a part missing, built for another version):
+            raise broken from None  # failures says so, not the advice below
         raise LegacyKerasError(missing_cell_advice(tf.__version__, installed_version("tf_keras", "tf-keras"),
                                                    installed_version("keras", "keras"),
                                                    os.environ.get("TF_USE_LEGACY_KERAS"))) from e
     return tf
+
+
+def _tf_keras_broken():
+    """The ImportError an installed tf-keras raises when imported (TensorFlow's loader swallows it), or None."""
+    try:
+        import tf_keras  # noqa: F401
+    except ImportError as e:
+        return None if e.name == "tf_keras" else e  # (not installed: the advice says so)
+    return None
 
 
 def minor_version(version):

@@ -62,6 +62,18 @@ def test_without_tf_keras_the_cli_says_which_to_install_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@needs_tf_keras
+def test_a_tf_keras_broken_inside_is_named_and_not_blamed_on_the_variable(tmp_path):
+    code = ("import sys; sys.modules['tf_keras.src'] = None\n"  # importing it fails: a part of tf-keras is missing
+            "from echo_rnn_tf1.cli import main\n"
+            f"sys.exit(main(['--num-epochs', '1', '--total-series-length', '500', '--out', {str(tmp_path / 'run')!r}]))")
+    result = python(code)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("echo_rnn_tf1: error:")]
+    assert result.returncode == 5 and len(errors) == 1, result.stderr
+    assert errors[0].startswith("echo_rnn_tf1: error: tf-keras is installed but broken (") and errors[0].endswith(
+        "): reinstall it (pip install --force-reinstall -r requirements.txt)"), result.stderr
+
+
 @pytest.mark.skipif(tensorflow_minor() >= LEGACY_KERAS_FROM, reason="TensorFlow 2.15 and older only (Keras 2 built in)")
 def test_keras_2_built_in_needs_neither_tf_keras_nor_the_variable():
     code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n" + HIDE_TF_KERAS +
