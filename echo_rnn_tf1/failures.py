@@ -84,11 +84,11 @@ def exit_code_and_line(error):
     if isinstance(error, (BadInput, MachineError, PackageError)):  # our own words: one line by making (a path in
         code = EXIT_USAGE if isinstance(error, BadInput) else EXIT_MACHINE if isinstance(error, MachineError) \
             else EXIT_PACKAGES
-        return code, _escaped(error)  # them may hold a line break, kept visible)
+        return code, escaped(error)  # them may hold a line break, kept visible)
     if isinstance(error, MemoryError):
         return EXIT_MACHINE, "out of memory" + (f" ({_one_line(error)})" if str(error) else "")
     if isinstance(error, OSError):
-        where = f"{_escaped(error.filename)}: " if error.filename is not None else ""
+        where = f"{escaped(error.filename)}: " if error.filename is not None else ""
         failure = machine_failure(error)
         what = f"{failure}: " if failure else ""
         return EXIT_MACHINE if failure else EXIT_USAGE, f"{what}{where}{error.strerror or _one_line(error)}"
@@ -118,10 +118,11 @@ def tensorflow_said(error):
     (an op's error begins 'Graph execution error:', then the node and the stack that made it; the reason after)."""
     where = ("Graph execution error", "Detected at node", "File ", "Node:", "[[", "Original stack trace", "Hint:")
     said = [line.strip() for line in str(error).splitlines() if line.strip() and not line.strip().startswith(where)]
-    return _escaped(said[0]) if said else _one_line(error)
+    return escaped(said[0]) if said else _one_line(error)
 
 
-def _escaped(text):
+def escaped(text):
+    """``text`` on one line: a line break in a path shown as ``\\n``."""
     return str(text).replace("\n", "\\n").replace("\r", "\\r")
 
 

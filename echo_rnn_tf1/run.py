@@ -18,7 +18,7 @@ import traceback
 
 from . import machine
 from .config import SEED_LIMIT, Config
-from .failures import EXIT_FAILED, EXIT_OK, HeldStops, Interrupted, exit_code_and_line
+from .failures import EXIT_FAILED, EXIT_OK, HeldStops, Interrupted, escaped, exit_code_and_line
 from .folder import RunFolder
 from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, MEMORY_PNG, PREDICTIONS_PNG, STATES_PNG,
                      TENSORBOARD, WEIGHTS_PNG, checkpoint_digests)
@@ -110,7 +110,7 @@ def _train_run(folder, config, seed, engine, unroll, tensorboard, portable, pict
 
     names = [n for n in folder.files if "/" not in n and not n.startswith(CHECKPOINT_PREFIX)]
     checkpoint = f", {folder.info['checkpoint']['prefix']}" if folder.info.get("checkpoint") else ""
-    print(f"Run folder {folder.path}: {', '.join(sorted(names))}{checkpoint}")
+    print(f"Run folder {escaped(folder.path)}: {', '.join(sorted(names))}{checkpoint}")  # (one line, as errors)
     print(f"Compared with the 2017 run: {verdict(config, losses)}")
     return code
 

@@ -98,6 +98,15 @@ def test_a_run_of_fewer_than_four_windows_a_row_draws_what_it_has(tmp_path, cli)
     assert result.stdout.splitlines()[-1].startswith("Compared with the 2017 run: ")
 
 
+def test_a_run_folder_with_a_line_break_is_named_on_one_line(tmp_path, cli):
+    out = tmp_path / "two\nlines"
+    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    assert result.returncode == 0, result.stderr
+    *_, folder_line, verdict_line = result.stdout.splitlines()
+    shown = str(out).replace("\n", "\\n")
+    assert folder_line.startswith(f"Run folder {shown}: ") and verdict_line.startswith("Compared with the 2017 run: ")
+
+
 @pytest.mark.slow
 def test_the_largest_seed_works_end_to_end(tmp_path, cli):
     out = tmp_path / "run"
