@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import json
 import os
+import reprlib
 import stat
 
 import numpy as np
@@ -85,7 +86,7 @@ def _run(path, info):
         if value is KeyError:
             raise KeyError(name)
         if not isinstance(value, kinds) or isinstance(value, bool) and kinds is not bool or not rule(value):
-            raise ValueError(f"{name}: {value!r:.60} is not what a run records")
+            raise ValueError(f"{name}: {reprlib.repr(value)} is not what a run records")  # (long: elided with ...)
         return value
 
     files = field("files", list, lambda names: all(isinstance(n, str) and is_run_file(n) for n in names))

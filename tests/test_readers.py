@@ -80,6 +80,8 @@ DAMAGE = {
                          "unreadable run record (machine: 5 is not what a run records)"),
     "status a list": (lambda f: _replace(f, json.dumps(run_record(status=[1]))),
                       "unreadable run record (status: [1] is not what a run records)"),
+    "status long": (lambda f: _replace(f, json.dumps(run_record(status="running" * 20))),  # elided, marked so
+                    "unreadable run record (status: 'runningrunni...unningrunning' is not what a run records)"),
     "seed a string": (lambda f: _replace(f, json.dumps(run_record(seed="0"))),
                       "unreadable run record (seed: '0' is not what a run records)"),
     "portable a string": (lambda f: _replace(f, json.dumps(run_record(portable="no"))),
