@@ -80,10 +80,10 @@ class RunFolder:
     def _append(self, name, line):
         """One whole line, or (a full disk) none: a part written is cut back."""
         fd, data = self._lines[name], line.encode()
-        size = os.lseek(fd, 0, os.SEEK_END)
+        size = written = os.lseek(fd, 0, os.SEEK_END)
         try:
-            if os.write(fd, data) != len(data):
-                raise OSError(28, os.strerror(28))  # ENOSPC: only part of it fitted
+            while written < size + len(data):  # a write cut short: the next says why (disk full, a file size limit)
+                written += os.write(fd, data[written - size:])
         except OSError as e:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)

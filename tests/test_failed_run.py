@@ -236,6 +236,22 @@ def test_a_file_size_limit_while_tensorflow_writes_is_the_machines_failure(tmp_p
     assert info["status"] == "failed" and info["stage"] == "checkpoint" and info["cause"].startswith("file size")
 
 
+def test_a_file_size_limit_on_the_losses_is_named_and_leaves_whole_rows(tmp_path, cli):
+    # 4 KiB, as `ulimit -f 4` sets it: run.json (1.5 KB) fits; losses.csv reaches it at about its 230th row (of 300),
+    # a row cut short.
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 1024, hard))
+    try:
+        result = cli("--num-epochs", 1, "--total-series-length", 15000, "--seed", 0, "--out", tmp_path / "run")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert result.returncode == 3, result.stderr
+    assert one_error_line(result.stderr) == (f"echo_rnn_tf1: error: file size limit reached: {tmp_path / 'run'}/"
+                                             f"losses.csv: File too large")
+    info = checked_record(tmp_path / "run")  # (every row whole)
+    assert info["status"] == "failed" and info["cause"].startswith("file size limit reached: ")
+
+
 def test_a_json_file_is_replaced_whole_or_not_at_all(tmp_path):
     path = tmp_path / "run.json"
     write_json(path, {"status": "finished"})
