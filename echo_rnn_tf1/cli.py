@@ -50,7 +50,8 @@ def train_parser():
     p.add_argument("--seed", type=seed_type, help="seed random, numpy and TensorFlow as a header on the source would "
                                             "(default: draw one and record it in run.json)")
     p.add_argument("--out", type=folder_type, help="run folder (default: a new folder under runs/)")
-    p.add_argument("--force", action="store_true", help="overwrite the files of a run already in --out")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run already in --out: remove the files its run.json lists, then train")
     p.add_argument("--engine", choices=("tf1", "tf2"), default="tf1",
                    help="tf1 (the default): the source's graph, one session call per step; tf2: the same training in "
                         "native TensorFlow 2, an epoch per XLA-compiled call")
@@ -193,12 +194,21 @@ def evaluate_command(argv):
     with trained_model(args.run) as (sess, model, config):  # (the checkpoint restored once, for both)
         result = evaluate_model(sess, model, config, seed)
         result["memory"] = memory.of_run(sess, model, config, run.seed, seed)
+    _note_unfinished(run)
     if args.json:
         print(json.dumps(result, allow_nan=False))
         return EXIT_OK
     for line in evaluation_lines(result, config, args.run):
         print(line)
     return EXIT_OK
+
+
+def _note_unfinished(run):
+    """A line on stderr for a run that did not finish but saved a checkpoint (stopped, or died while drawing): what
+    evaluate and predict read is that checkpoint."""
+    if run.status != "finished":
+        print(f"echo_rnn_tf1: note: the run did not finish ({run.state}); this is the checkpoint it saved, after "
+              f"{run.steps_done} steps", file=sys.stderr)
 
 
 def predict_parser():
@@ -217,10 +227,12 @@ def predict_command(argv):
     from .record import read_run
     from .tfcompat import import_quiet_tensorflow
 
-    config = read_run(args.run).config
+    run = read_run(args.run)
+    config = run.config
     bit_windows(args.bits, config)  # refuse bad bits before loading TensorFlow
     import_quiet_tensorflow()
     result = predict(args.run, args.bits)
+    _note_unfinished(run)
     if args.json:
         print(json.dumps(result))
         return EXIT_OK

@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from .data import echo_targets, generate_data, zeroed_positions
-from .failures import tensorflow_said
+from .failures import escaped, tensorflow_said
 from .model import build_model, trained_variables
 from .plots import MOST_ROWS, MOST_WINDOWS
 from .record import RunError, file_digest, read_run
@@ -165,7 +165,7 @@ def held_out_predictions(sess, model, config, seed, num_windows=MOST_WINDOWS, nu
 def evaluation_lines(result, config, run_dir):
     """``evaluate``'s result for people: loss, accuracy, accuracy by position in the window, and the memory."""
     length = config.truncated_backprop_length
-    yield (f"Evaluated {run_dir} on a fresh series (seed {result['seed']}): {result['windows']} windows of {length}, "
+    yield (f"Evaluated {escaped(run_dir)} on a fresh series (seed {result['seed']}): {result['windows']} windows of {length}, "
            f"{how_fed(config)}")
     yield f"loss      {result['loss']:.6g}"
     yield f"accuracy  {100 * result['accuracy']:.2f} % of {result['windows'] * length} bits"

@@ -43,8 +43,8 @@ class RunFolder:
             if force:
                 self._remove_old_run()
             elif os.listdir(self.path):
-                raise RunError(f"--out {self.path}: the folder exists and is not empty (give --force to overwrite "
-                               f"the files of a run in it)")
+                raise RunError(f"--out {self.path}: the folder exists and is not empty (give --force to replace "
+                               f"the run in it)")
             for name in (LOG, LOSSES):
                 self._lines[name] = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
                                             0o666, dir_fd=self._fd)

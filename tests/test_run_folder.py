@@ -114,7 +114,7 @@ def test_force_replaces_a_run_and_only_the_run(tmp_path, cli):
     result = cli(*TINY_RUN, "--seed", 2, "--out", out)  # without --force: refused, untouched
     assert result.returncode == 2
     assert one_error_line(result.stderr) == (f"echo_rnn_tf1: error: --out {out}: the folder exists and is not empty "
-                                             f"(give --force to overwrite the files of a run in it)")
+                                             f"(give --force to replace the run in it)")
     assert contents(out) == before
 
     for name in LEFTOVERS:  # what a killed run leaves under a temporary name, its own or TensorFlow's

@@ -103,6 +103,22 @@ def test_predict_aligns_input_echo_and_prediction(run_dir, cli):
 
 
 @with_trained_run
+@pytest.mark.parametrize("status, state", [("running", "died (killed, or out of memory, before its end was recorded)"),
+                                           ("interrupted", "interrupted")])
+def test_a_run_that_did_not_finish_is_evaluated_and_predicted_with_a_note(run_dir, tmp_path, cli, status, state):
+    # Killed (or stopped) while it drew its pictures, say: the checkpoint it saved is what evaluate and predict read.
+    run = copy_run(run_dir, tmp_path / "two\nlines", status=status, stage="pictures")
+    note = f"echo_rnn_tf1: note: the run did not finish ({state}); this is the checkpoint it saved, after 1000 steps\n"
+    for command in [["predict", run, "0" * 10]] + [["evaluate", run, "--seed", 5]] * (status == "running"):
+        result = cli(*command)
+        assert result.returncode == 0 and result.stderr == note and result.stdout, result.stderr
+    shown = str(run).replace("\n", "\\n")  # (and the folder's name on one line, as errors show it)
+    assert result.stdout.splitlines()[0].startswith(f"Evaluated {shown} on a fresh series" if status == "running"
+                                                    else "input ")
+    assert cli("predict", run_dir, "0" * 10).stderr == ""  # (finished: no note)
+
+
+@with_trained_run
 @pytest.mark.parametrize("bits, says", [("0110", "4 bits is not a multiple of truncated_backprop_length (10)"),
                                         ("01201", "must be a string of 0 and 1"), ("", "must be a string of 0 and 1")])
 def test_predict_refuses_bad_bits(run_dir, cli, bits, says):
