@@ -83,7 +83,7 @@ def test_the_checkpoint_of_a_stopped_run_holds_the_steps_it_records(tmp_path, cl
 
     monkeypatch.setattr(tf.compat.v1.Session, "make_callable", signalled_after_the_call)
     out = tmp_path / "run"
-    assert cli(*LONG_RUN, "--out", out).returncode == 130
+    assert cli(*LONG_RUN, "--out", out, "--no-pictures").returncode == 130
     monkeypatch.undo()
     info = checked_record(out)
 
