@@ -17,18 +17,6 @@ from .tfcompat import freeze_on_import
 
 UNROLL_LIMIT = 1000  # --unroll builds a copy of the cell per step: a window of 20,000 steps took 6.9 GB
 
-VARIANT_HELP = {  # the flags of the variants (config.MEANING has the source's hyperparameters)
-    "carry_state": "with --engine tf1: feed each window's final state as the next window's initial state, row by "
-                   "row, from zeros at every epoch (the source starts every window from zeros)",
-    "targets": "with --engine tf1: window: zero the first echo_step targets of every window, as the source; "
-               "series: only the series' first echo_step (what a carried state can learn)",
-    "new_data_each_epoch": "with --engine tf1: draw a fresh series every epoch (the source prints 'New data' but "
-                           "reuses its one series)",
-    "cell": "with --engine tf1: the tf.compat.v1.nn.rnn_cell class: BasicRNNCell (the source's), LSTMCell, GRUCell",
-    "num_layers": "with --engine tf1: cells stacked in a MultiRNNCell",
-    "dropout": "with --engine tf1: dropout probability on each cell's outputs, while training only",
-}
-
 
 def train_parser():
     p = Parser(prog="python -m echo_rnn_tf1",
@@ -37,7 +25,7 @@ def train_parser():
 )
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
-        meaning = MEANING.get(field.name) or VARIANT_HELP.get(field.name) or field.name.replace("_", " ")
+        meaning = MEANING.get(field.name) or field.name.replace("_", " ")
         if field.type is bool:
             p.add_argument(flag, action="store_true", help=meaning)
         elif field.name in CHOICES:

@@ -146,7 +146,7 @@ def _refuse(name, value, rule):
     raise ConfigError(f"--{name.replace('_', '-')} {value}: {rule}")
 
 
-# What each hyperparameter means, for --help: in English, and the source's own comment where it has one.
+# What each field means, for --help: in English, and the source's own comment where it has one.
 MEANING = {
     "num_epochs": "passes over the series (the source reuses one series) · 全部数据一共反复训练次数",
     "total_series_length": "length of the random binary series",
@@ -157,7 +157,18 @@ MEANING = {
     "echo_step": "the target is the input this many steps earlier · 输出偏移位数",
     "batch_size": "rows the series is cut into, one window of each per step",
     "learning_rate": "Adagrad's learning rate (the source writes AdagradOptimizer(0.3))",
+    # the variants'
+    "carry_state": "with --engine tf1: feed each window's final state as the next window's initial state, row by "
+                   "row, from zeros at every epoch (the source starts every window from zeros)",
+    "targets": "with --engine tf1: window: zero the first echo_step targets of every window, as the source; "
+               "series: only the series' first echo_step (what a carried state can learn)",
+    "new_data_each_epoch": "with --engine tf1: draw a fresh series every epoch (the source prints 'New data' but "
+                           "reuses its one series)",
+    "cell": "with --engine tf1: the tf.compat.v1.nn.rnn_cell class: BasicRNNCell (the source's), LSTMCell, GRUCell",
+    "num_layers": "with --engine tf1: cells stacked in a MultiRNNCell",
+    "dropout": "with --engine tf1: dropout probability on each cell's outputs, while training only",
 }
+
 
 def number_type(kind):
     """argparse type for a flag of ``kind`` (int or float), written as Python writes numbers: ``int()`` and ``float()``
