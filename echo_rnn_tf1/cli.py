@@ -182,21 +182,12 @@ def evaluate_command(argv):
     with trained_model(args.run) as (sess, model, config):  # (the checkpoint restored once, for both)
         result = evaluate_model(sess, model, config, seed)
         result["memory"] = memory.of_run(sess, model, config, run.seed, seed)
-    _note_unfinished(run)
     if args.json:
         print(json.dumps(result, allow_nan=False))
         return EXIT_OK
     for line in evaluation_lines(result, config, args.run):
         print(line)
     return EXIT_OK
-
-
-def _note_unfinished(run):
-    """A line on stderr for a run that did not finish but saved a checkpoint (stopped, or died while drawing): what
-    evaluate and predict read is that checkpoint."""
-    if run.status != "finished":
-        print(f"echo_rnn_tf1: note: the run did not finish ({run.state}); this is the checkpoint it saved, after "
-              f"{run.steps_done} steps", file=sys.stderr)
 
 
 def predict_parser():
@@ -215,12 +206,10 @@ def predict_command(argv):
     from .record import read_run
     from .tfcompat import import_quiet_tensorflow
 
-    run = read_run(args.run)
-    config = run.config
+    config = read_run(args.run).config
     bit_windows(args.bits, config)  # refuse bad bits before loading TensorFlow
     import_quiet_tensorflow()
     result = predict(args.run, args.bits)
-    _note_unfinished(run)
     if args.json:
         print(json.dumps(result))
         return EXIT_OK

@@ -5,6 +5,7 @@ state (``carry_state``), each row of the series window after window, carrying th
 """
 import contextlib
 import os
+import sys
 
 import numpy as np
 
@@ -42,7 +43,8 @@ def load_values(sess, values):
 def trained_model(run_dir):
     """Yield ``(sess, model, config)``: ``model_with_values`` of the run, restored from its checkpoint once its files
     match the SHA-256 run.json recorded and its variables the shapes run.json's hyperparameters give them (a Saver
-    restores a variable of the wrong shape without complaint; the model would fail only when run)."""
+    restores a variable of the wrong shape without complaint; the model would fail only when run). A run that did not
+    finish but saved a checkpoint (stopped, or killed while it drew) is restored too, with a note on stderr."""
     run = read_run(run_dir)
     checkpoint = _checkpoint(run)
     tf = import_tensorflow()
@@ -67,6 +69,9 @@ def trained_model(run_dir):
                 tf.compat.v1.train.Saver(variables).restore(sess, checkpoint)
         except (tf.errors.OpError, ValueError) as e:  # e.g. a .data file missing, emptied or cut short
             raise cannot("restore", e) from None
+        if run.status != "finished":  # (told by the very record the checkpoint was checked against)
+            print(f"echo_rnn_tf1: note: the run did not finish ({run.state}); this is the checkpoint it saved, after "
+                  f"{run.steps_done} steps", file=sys.stderr)
         yield sess, model, run.config
 
 

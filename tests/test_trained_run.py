@@ -1,14 +1,16 @@
 """A short trained run, reused: checkpoint, evaluate, predict, TensorBoard; and --unroll against the default."""
 import json
 import math
+import os
 import shutil
 
 import numpy as np
 import pytest
 
 from conftest import copy_run, one_error_line, strict_json
+from echo_rnn_tf1 import tfcompat
 from echo_rnn_tf1.config import Config
-from echo_rnn_tf1.record import checkpoint_digests
+from echo_rnn_tf1.record import checkpoint_digests, lock
 from echo_rnn_tf1.train import train
 
 # every test here trains, or starts TensorFlow in a new process; those of conftest's trained_run (run_dir) on one
@@ -116,6 +118,31 @@ def test_a_run_that_did_not_finish_is_evaluated_and_predicted_with_a_note(run_di
     assert result.stdout.splitlines()[0].startswith(f"Evaluated {shown} on a fresh series" if status == "running"
                                                     else "input ")
     assert cli("predict", run_dir, "0" * 10).stderr == ""  # (finished: no note)
+
+
+@with_trained_run
+def test_a_run_that_finishes_while_tensorflow_loads_is_read_as_finished(run_dir, tmp_path, cli, monkeypatch):
+    # Read first (to refuse what is no run before TensorFlow loads) while it trained, with no checkpoint yet; by the
+    # time the checkpoint is read, the run has finished: what evaluate and predict say is of the record they read then.
+    run = copy_run(run_dir, tmp_path / "run")
+    finished = (run / "run.json").read_text()
+    training = json.dumps({**json.loads(finished), "status": "running", "stage": "training", "checkpoint": None,
+                           "steps_done": 0})
+    load = tfcompat.import_quiet_tensorflow
+
+    def loading():
+        (run / "run.json").write_text(finished)  # the run ends meanwhile
+        return load()
+
+    monkeypatch.setattr(tfcompat, "import_quiet_tensorflow", loading)
+    for command in (["predict", run, "0" * 10], ["evaluate", run, "--seed", 5]):
+        (run / "run.json").write_text(training)
+        held = lock(run)  # (it trains: its folder is held)
+        try:
+            result = cli(*command)
+        finally:
+            os.close(held)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
 @with_trained_run
