@@ -60,7 +60,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, prog, **kwargs):
         if os.path.basename(sys.argv[0]) == "echo-rnn-tf1":
             prog = prog.replace("python -m echo_rnn_tf1", "echo-rnn-tf1")
-        super().__init__(prog=prog, **kwargs)
+        super().__init__(prog=prog, allow_abbrev=False, **kwargs)  # (envelope --seed 2 is not --seeds 2)
 
     def error(self, message):
         if message.startswith("unrecognized arguments: "):  # the source's variable names, as flags: a hint

@@ -142,6 +142,8 @@ def test_the_largest_seed_works_end_to_end(tmp_path, cli):
     (["--num-epochs", str(10**23)], f"--num-epochs {10**23}: {10**26:,} steps (1000 an epoch), more than 10,000,000"),
     (["--num-epochs", 10001], "--num-epochs 10001: 10,001,000 steps (1000 an epoch), more than 10,000,000"),
     (["--no-such-flag", 1], "unrecognized arguments: --no-such-flag 1"),
+    (["--num-ep", 1], "unrecognized arguments: --num-ep 1"),  # a flag is spelt whole: no abbreviations
+    (["envelope", "--seed", 2], "unrecognized arguments: --seed 2"),  # (training's flag: not --seeds)
     # the source's variable names, as flags: the flags' spelling as a hint
     (["--num_epochs", 1], "unrecognized arguments: --num_epochs 1 (did you mean --num-epochs?)"),
     (["--learning_rate=0.1", 1], "unrecognized arguments: --learning_rate=0.1 1 (did you mean --learning-rate?)"),
