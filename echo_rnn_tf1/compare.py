@@ -85,13 +85,13 @@ def compare(run_points, reference_points):
         more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""  # (compare lists them)
         summary = "NO MATCH: " + reasons[0] + more
     else:
-        widest = ""
         judged = [e for e in epochs if e[4] is not None]
+        said = "no epoch after the first to judge (the reference logs one)"  # (a short run, or one stopped early)
         if judged:
             epoch, _, _, decades, _ = max(judged, key=lambda e: abs(e[3]))
-            widest = f" (the widest gap: {times(abs(decades)):.2f}x, epoch {epoch})"
-        summary = (f"MATCH: all {len(rows)} reference points present and finite; starts untrained; every epoch's "
-                   f"median loss after the first is within {10 ** MAX_DECADES:.3g}x of the reference's{widest}")
+            said = (f"every epoch's median loss after the first is within {10 ** MAX_DECADES:.3g}x of the "
+                    f"reference's (the widest gap: {times(abs(decades)):.2f}x, epoch {epoch})")
+        summary = f"MATCH: all {len(rows)} reference points present and finite; starts untrained; {said}"
     return Verdict(not reasons, summary, reasons, rows, epochs)
 
 
