@@ -17,7 +17,7 @@ import numpy as np
 
 from .compare import compare
 from .config import SEED_LIMIT, Config, ConfigError, folder_type, number_type, seed_type
-from .failures import EXIT_OK, Interrupted, MachineError, Parser, machine_failure
+from .failures import EXIT_OK, Interrupted, MachineError, Parser, escaped, machine_failure
 from .folder import check_folder_path
 from .logs import logged_points
 from .machine import usable_cores
@@ -148,7 +148,7 @@ def save(out, seeds, all_losses, reference_points, config=Config(), record=None)
             f"The 2017 run's percentile among the {plural(len(seeds), 'seed')} at its logged points (the percentage "
             f"of seeds below it; 0: below them all):",
             *percentile_lines(percentiles),
-            f"Wrote {out}: {', '.join(FILES if record is not None else FILES[:-1])}"]
+            f"Wrote {escaped(out)}: {', '.join(FILES if record is not None else FILES[:-1])}"]
 
 
 def envelope_parser():

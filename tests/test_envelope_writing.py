@@ -84,6 +84,14 @@ def test_a_stop_or_a_failure_while_writing_leaves_no_half_envelope(made_up, monk
     assert list((tmp_path / "empty").iterdir()) == []  # the user's folder is kept, as it was
 
 
+def test_a_folder_with_a_line_break_is_named_on_one_line(made_up, tmp_path, cli):
+    out = tmp_path / "two\nlines"
+    result = cli("envelope", "--seeds", 2, "--out", out)
+    assert result.returncode == 0 and whole(out), result.stderr
+    shown = str(out).replace("\n", "\\n")
+    assert any(line.startswith(f"Wrote {shown}: ") for line in result.stdout.splitlines())
+
+
 @pytest.mark.parametrize("files", [["seeds.csv"], ["losses.npy", "notes.txt"], ["notes.txt"]])
 def test_envelope_never_writes_into_a_folder_holding_files(made_up, tmp_path, cli, files):
     for name in files:
