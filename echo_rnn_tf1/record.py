@@ -89,7 +89,10 @@ def _run(path, info):
             raise ValueError(f"{name}: {reprlib.repr(value)} is not what a run records")  # (long: elided with ...)
         return value
 
-    files = field("files", list, lambda names: all(isinstance(n, str) and is_run_file(n) for n in names))
+    files = field("files", list)
+    foreign = [name for name in files if not (isinstance(name, str) and is_run_file(name))]
+    if foreign:  # (named: in a long list, the one that is wrong)
+        raise ValueError(f"files: {reprlib.repr(foreign[0])} is not a name a run gives its files")
     checkpoint = field("checkpoint", (dict, type(None)), _checkpoint_record, default=None)
     status = field("status", str, lambda s: s in STATUSES)
     return Run(path=path, status=status, stage=field("stage", str), cause=field("cause", (str, type(None)), default=None),

@@ -69,12 +69,13 @@ def test_force_refuses_before_removing_anything_when_something_else_is_in_the_wa
 @pytest.mark.parametrize("files, says", [
     (None, "unreadable run record (no 'files')"),
     ("train.log", "unreadable run record (files: 'train.log' is not what a run records)"),
-    (["../outside.txt"], "unreadable run record (files: ['../outside.txt'] is not what a run records)"),
-    (["/etc/passwd"], "unreadable run record (files: ['/etc/passwd'] is not what a run records)"),
-    (["a/b/c"], "unreadable run record (files: ['a/b/c'] is not what a run records)"),
-    ([3], "unreadable run record (files: [3] is not what a run records)"),
-    (["outside.txt"], "unreadable run record (files: ['outside.txt'] is not what a run records)"),  # a user's file
-    (["tb/outside.txt"], "unreadable run record (files: ['tb/outside.txt'] is not what a run records)"),
+    (["../outside.txt"], "unreadable run record (files: '../outside.txt' is not a name a run gives its files)"),
+    (["/etc/passwd"], "unreadable run record (files: '/etc/passwd' is not a name a run gives its files)"),
+    (["a/b/c"], "unreadable run record (files: 'a/b/c' is not a name a run gives its files)"),
+    ([3], "unreadable run record (files: 3 is not a name a run gives its files)"),
+    (["outside.txt"], "unreadable run record (files: 'outside.txt' is not a name a run gives its files)"),  # a user's file
+    (["tb/outside.txt"], "unreadable run record (files: 'tb/outside.txt' is not a name a run gives its files)"),
+    (["train.log"] * 9 + ["notes.txt"], "unreadable run record (files: 'notes.txt' is not a name a run gives its files)"),
     (["tb/events.out.tfevents.1"], "lists tb/events.out.tfevents.1 but not its folder"),
 ])
 def test_force_refuses_a_run_json_whose_file_list_is_not_one(tmp_path, cli, files, says):
