@@ -170,8 +170,8 @@ def held_out_predictions(sess, model, config, seed, num_windows=MOST_WINDOWS, nu
 def evaluation_lines(result, config, run_dir):
     """``evaluate``'s result for people: loss, accuracy, accuracy by position in the window, and the memory."""
     length = config.truncated_backprop_length
-    yield (f"Evaluated {escaped(run_dir)} on a fresh series (seed {result['seed']}): {result['windows']} windows of {length}, "
-           f"{how_fed(config)}")
+    yield (f"Evaluated {escaped(run_dir)} on a fresh series (seed {result['seed']}): {result['windows']} windows of "
+           f"{length}, {how_fed(config)}")
     yield f"loss      {result['loss']:.6g}"
     yield f"accuracy  {100 * result['accuracy']:.2f} % of {result['windows'] * length} bits"
     yield "position  " + " ".join(f"{i:>6}" for i in range(length))
