@@ -14,8 +14,8 @@ from .failures import BadInput
 
 REFERENCE_NAME = "reference_2017.log"  # the 2017 run's 50 loss lines, exactly as the source recorded them
 
-_EPOCH = re.compile(r"New data, epoch\s+(\S+)")
-_LOSS = re.compile(r"Step\s+(\S+)\s+Batch loss\s+(\S+)")
+_EPOCH = re.compile(r"New\s+data,\s*epoch\s+(\S+)")  # (any spacing, tabs too: between every two words alike)
+_LOSS = re.compile(r"Step\s+(\S+)\s+Batch\s+loss\s+(\S+)")
 LOG_LIMIT = 16 * 2**20  # bytes of a log: a run of 10 million steps logs about 4 MB
 # Byte-order marks, longest first (UTF-32's LE mark begins with UTF-16's)
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),

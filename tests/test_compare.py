@@ -40,6 +40,11 @@ def test_pasted_notebook_text_reads_like_the_reference():
     assert pasted[0].line == 5  # after TensorFlow's WARNING lines, indented
 
 
+def test_spacing_between_words_is_read_alike_everywhere():
+    spaced = read_reference().replace(" ", "  ").replace("Batch  loss", "Batch\tloss").replace("Step  ", "Step\t")
+    assert [p[:3] for p in parse_log(spaced)] == [p[:3] for p in REFERENCE]
+
+
 def test_float32_style_values_read_exactly():
     points = parse_log("New data, epoch 0\nStep 0 Batch loss 0.65985644\nStep 100 Batch loss 1.2345678e-05\n")
     assert np.float32(points[0].loss) == np.float32("0.65985644") and points[1].loss == 1.2345678e-05
