@@ -9,13 +9,14 @@ and then wants tf-keras instead of its built-in Keras 2: so it is set only where
 """
 import contextlib
 import gc
+import importlib
 import os
 import re
 import sys
 import tempfile
 import warnings
 
-from .failures import HeldStops, PackageError
+from .failures import PACKAGES, HeldStops, PackageError
 
 LEGACY_KERAS_FROM = (2, 16)  # the first TensorFlow whose tf.keras is Keras 3, so the cells need tf-keras
 
@@ -48,27 +49,48 @@ def freeze_on_import():
 def import_tensorflow():
     """Return the ``tensorflow`` module, with the legacy Keras cells available, or raise LegacyKerasError."""
     prefer_legacy_keras()
-    with collector_paused() if _freeze_on_import and "tensorflow" not in sys.modules else contextlib.nullcontext():
-        import tensorflow as tf
-
     try:
+        with collector_paused() if _freeze_on_import and "tensorflow" not in sys.modules else contextlib.nullcontext():
+            import tensorflow as tf
         tf.compat.v1.nn.rnn_cell.BasicRNNCell
-    except (AttributeError, ImportError) as e:  # Keras 3: AttributeError "not available with Keras 3"
-        broken = e if isinstance(e, ImportError) and (e.name or "").startswith("tf_keras.") else _tf_keras_broken()
-        if broken is not None:  # tf-keras installed, broken inside (a part missing, built for another version):
-            raise broken from None  # failures says so, not the advice below
-        raise LegacyKerasError(missing_cell_advice(tf.__version__, installed_version("tf_keras", "tf-keras"),
-                                                   installed_version("keras", "keras"),
-                                                   os.environ.get("TF_USE_LEGACY_KERAS"))) from e
+    except Exception as e:  # Keras 3: AttributeError "not available with Keras 3"; a tf-keras of another version:
+        raise _cannot_load(e) from e  # whatever its import raises (protobuf's VersionError), in TensorFlow's too
     return tf
 
 
-def _tf_keras_broken():
-    """The ImportError an installed tf-keras raises when imported (TensorFlow's loader swallows it), or None."""
+def _cannot_load(error):
+    """What to raise when TensorFlow or its cell does not load: the ImportError of a package missing or broken inside
+    (failures names it), or LegacyKerasError with the advice for the installed versions."""
+    if isinstance(error, ImportError) and (error.name or "").split(".")[0] in set(PACKAGES) - {"tf_keras"}:
+        return error  # (tensorflow or numpy, missing or broken)
+    tf_version = getattr(sys.modules.get("tensorflow"), "__version__", None) or installed_version("tensorflow",
+                                                                                                   "tensorflow")
+    if not str(tf_version)[:1].isdigit():  # (tensorflow-cpu, a source build: no version to advise by)
+        return error
+    versions = tf_version, installed_version("tf_keras", "tf-keras"), installed_version("keras", "keras")
+    if _fits(*versions[:2]):  # tf-keras of TensorFlow's own version, broken inside (a part missing, ...)
+        broken = error if isinstance(error, ImportError) and "." in (error.name or "") else _import_error("tf_keras")
+        if broken is None and not isinstance(error, (AttributeError, ImportError)):
+            broken = ImportError(f"{type(error).__name__}: {error}", name="tensorflow")  # (TensorFlow's own)
+        if broken is not None:
+            return broken
+    return LegacyKerasError(missing_cell_advice(*versions, os.environ.get("TF_USE_LEGACY_KERAS")))
+
+
+def _fits(tf_version, tf_keras_version):
+    """Whether tf-keras is installed with TensorFlow's major.minor (or of a version not known)."""
+    return tf_keras_version is not None and (not tf_keras_version[:1].isdigit()
+                                             or minor_version(tf_keras_version) == minor_version(tf_version))
+
+
+def _import_error(module):
+    """What importing an installed ``module`` raises (TensorFlow's loader swallows it), as an ImportError; or None."""
     try:
-        import tf_keras  # noqa: F401
+        importlib.import_module(module)
     except ImportError as e:
-        return None if e.name == "tf_keras" else e  # (not installed: the advice says so)
+        return None if e.name == module else e  # (not installed: the advice says so)
+    except Exception as e:  # (protobuf's VersionError: a part built for another version)
+        return ImportError(f"{type(e).__name__}: {e}", name=module)
     return None
 
 
@@ -91,7 +113,7 @@ def missing_cell_advice(tf_version, tf_keras_version, keras_version, legacy_kera
     if tf_keras_version is None:
         return (f"TensorFlow {tf_version} keeps the source's BasicRNNCell in tf-keras, which is not installed; "
                 f"install tf-keras=={wanted}")
-    if tf_keras_version[:1].isdigit() and minor_version(tf_keras_version) != tf_minor:
+    if not _fits(tf_version, tf_keras_version):
         return (f"tf-keras {tf_keras_version} does not fit TensorFlow {tf_version}: they must share major.minor; "
                 f"install tf-keras=={wanted}")
     if legacy_keras_variable != "1":

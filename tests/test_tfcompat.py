@@ -74,6 +74,41 @@ def test_a_tf_keras_broken_inside_is_named_and_not_blamed_on_the_variable(tmp_pa
         "): reinstall it (pip install --force-reinstall -r requirements.txt)"), result.stderr
 
 
+# Makes importing tf-keras raise what protobuf raises for a part built against another protobuf (seen with TensorFlow
+# 2.18.1 under tf-keras 2.21.0: pip keeps the newer tf-keras), in TensorFlow's own import or at the cell.
+RAISING_TF_KERAS = """import sys, importlib.abc
+class Raising(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "tf_keras" and name != "tf_keras":
+            raise RuntimeError("Detected incompatible Protobuf Gencode/Runtime versions")
+sys.meta_path.insert(0, Raising())
+"""
+# ... and tf-keras reported as of another version than TensorFlow
+OTHER_TF_KERAS = """import importlib.metadata as metadata
+version = metadata.version
+metadata.version = lambda name: "2.0.0" if name == "tf-keras" else version(name)
+"""
+
+
+@needs_tf_keras
+@pytest.mark.parametrize("of_another_version", [False, True])
+def test_a_tf_keras_whose_import_raises_is_named_in_one_line(tmp_path, of_another_version):
+    code = RAISING_TF_KERAS + OTHER_TF_KERAS * of_another_version + (
+        "from echo_rnn_tf1.cli import main\n"
+        f"sys.exit(main(['--num-epochs', '1', '--total-series-length', '500', '--out', {str(tmp_path / 'run')!r}]))")
+    result = python(code)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("echo_rnn_tf1: error:")]
+    assert result.returncode == 5 and len(errors) == 1, result.stderr
+    if of_another_version:
+        wanted = "{}.{}.*".format(*tensorflow_minor())
+        assert "error: tf-keras 2.0.0 does not fit TensorFlow " in errors[0] and errors[0].endswith(
+            f": they must share major.minor; install tf-keras=={wanted}"), errors[0]
+    else:
+        assert errors[0] == ("echo_rnn_tf1: error: tf-keras is installed but broken (RuntimeError: Detected "
+                             "incompatible Protobuf Gencode/Runtime versions): reinstall it (pip install "
+                             "--force-reinstall -r requirements.txt)"), errors[0]
+
+
 @pytest.mark.skipif(tensorflow_minor() >= LEGACY_KERAS_FROM, reason="TensorFlow 2.15 and older only (Keras 2 built in)")
 def test_keras_2_built_in_needs_neither_tf_keras_nor_the_variable():
     code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n" + HIDE_TF_KERAS +
