@@ -97,9 +97,9 @@ def exit_code_and_line(error):
     if isinstance(error, ImportError) and (error.name or "").split(".")[0] in PACKAGES:
         package = PACKAGES[error.name.split(".")[0]]
         if isinstance(error, ModuleNotFoundError) and "." not in error.name:
-            return EXIT_PACKAGES, f"{package} is not installed (pip install -r requirements.txt installs what is needed)"
-        return EXIT_PACKAGES, (f"{package} is installed but broken ({_one_line(error)}): reinstall it (pip install "
-                               f"--force-reinstall -r requirements.txt)")  # (a part missing, or built for another)
+            return EXIT_PACKAGES, f"{package} is not installed: pip install {package} (in a clone: -r requirements.txt)"
+        return EXIT_PACKAGES, (f"{package} is installed but broken ({_one_line(error)}): reinstall it: pip install "
+                               f"--force-reinstall {package}")  # (a part missing, or built for another version)
     if type(error).__module__.startswith("tensorflow"):  # TensorFlow's words for the machine failing it
         said = f"(TensorFlow: {tensorflow_said(error)})"
         for words, failure in (("No space left on device", "disk full"), ("Disk quota exceeded", "disk full"),

@@ -48,12 +48,12 @@ def _raising(error):
      "error: two\\nlines.log: No such file or directory"),
     # a package missing, or of another version: the environment, not the input nor the machine
     (ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib"), 5,
-     "error: matplotlib is not installed (pip install -r requirements.txt installs what is needed)"),
+     "error: matplotlib is not installed: pip install matplotlib (in a clone: -r requirements.txt)"),
     (PackageError("tf-keras 2.20.0 does not fit TensorFlow 2.21.0"), 5, "error: tf-keras 2.20.0 does not fit"),
     (ModuleNotFoundError("No module named 'nothing_of_ours'", name="nothing_of_ours"), 4, "internal error"),
     (ImportError("cannot import name 'multiarray'", name="numpy._core"), 5,  # a package broken in place
-     "error: numpy is installed but broken (cannot import name 'multiarray'): reinstall it (pip install "
-     "--force-reinstall -r requirements.txt)"),
+     "error: numpy is installed but broken (cannot import name 'multiarray'): reinstall it: pip install "
+     "--force-reinstall numpy"),
 ])
 def test_every_failure_is_one_line_with_its_exit_code(monkeypatch, capsys, error, code, says):
     monkeypatch.setitem(cli.COMMANDS, "compare", _raising(error))
