@@ -138,7 +138,7 @@ def installed_version(module, distribution):
 
 # What TensorFlow's C++ side prints while it loads, before it reads TF_CPP_MIN_LOG_LEVEL: information only.
 _LOADING_NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)|"
-                            r"^[IW]\d{4} [\d:. ]+\d+ (port|cudart_stub|cpu_feature_guard|cuda_\w+)\.cc:\d+\]|"
+                            r"^[IWE]\d{4} [\d:. ]+\d+ (port|cudart_stub|cpu_feature_guard|cuda_\w+)\.cc:\d+\]|"
                             r"^To enable the following instructions|^\s*$")
 
 

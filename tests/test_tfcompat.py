@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from conftest import ROOT, needs_tf_keras, tensorflow_minor
-from echo_rnn_tf1.tfcompat import LEGACY_KERAS_FROM, collector_paused, missing_cell_advice, minor_version
+from echo_rnn_tf1.tfcompat import (_LOADING_NOISE, LEGACY_KERAS_FROM, collector_paused, missing_cell_advice,
+                                   minor_version)
 
 # Makes `import tf_keras` fail as if it were not installed (importlib.util.find_spec says None too).
 HIDE_TF_KERAS = "import sys; sys.modules['tf_keras'] = None\n"
@@ -60,6 +61,24 @@ def test_without_tf_keras_the_cli_says_which_to_install_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     # A start that failed before training leaves nothing in the way of the retry once tf-keras is installed.
     assert not (tmp_path / "run").exists()
+
+
+# What TensorFlow's C++ side prints while it loads on a machine without a GPU: 2.21's lines, and 2.18's (its E lines
+# register CUDA's libraries twice, harmlessly), as they came; and one it could print that says something.
+LOADING = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+           "I0000 00:00:1796551424.968393    3594 port.cc:153] oneDNN custom operations are on. You may see slightly "
+           "different numerical results due to floating-point round-off errors from different computation orders.\n",
+           "I0000 00:00:1796551424.968864    3594 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU "
+           "will not be used.\n",
+           "E0000 00:00:1733486400.123456    1234 cuda_dnn.cc:8310] Unable to register cuDNN factory: Attempting to "
+           "register factory for plugin cuDNN when one has already been registered\n",
+           "E0000 00:00:1733486400.123789    1234 cuda_blas.cc:1418] Unable to register cuBLAS factory: Attempting to "
+           "register factory for plugin cuBLAS when one has already been registered\n"]
+SAYS_SOMETHING = "E0000 00:00:1733486400.2    1234 op_kernel.cc:1840] OP_REQUIRES failed: out of memory\n"
+
+
+def test_the_start_up_noise_is_held_back_and_nothing_else():
+    assert [line for line in LOADING + [SAYS_SOMETHING] if not _LOADING_NOISE.search(line)] == [SAYS_SOMETHING]
 
 
 @needs_tf_keras
