@@ -35,6 +35,7 @@ def train_parser():
             p.add_argument(flag, type=number_type(field.type), default=field.default,
                            metavar=field.type.__name__.upper(),
                            help=f"{meaning} (default: {field.default})")
+    p.add_argument("--version", action="version", version=f"echo_rnn_tf1 {_version()}")
     p.add_argument("--seed", type=seed_type, help="seed random, numpy and TensorFlow as a header on the source would "
                                             "(default: draw one and record it in run.json)")
     p.add_argument("--out", type=folder_type, help="run folder (default: a new folder under runs/)")
@@ -56,6 +57,15 @@ def train_parser():
                         "exactly rounded operations: not the source's bits); slower. doctor --portable checks this "
                         "machine against the bits shipped in the package")
     return p
+
+
+def _version():
+    from importlib import metadata
+
+    try:
+        return metadata.version("echo-rnn-tf1")
+    except metadata.PackageNotFoundError:
+        return "(not installed: a source folder)"
 
 
 def train_command(argv):

@@ -179,6 +179,16 @@ def test_bad_input_is_refused_in_one_line_before_anything_is_written(tmp_path, c
     assert list(tmp_path.iterdir()) == []  # nothing written: no run folder, no runs/
 
 
+def test_version_is_the_installed_one(capsys):
+    from importlib import metadata
+
+    from echo_rnn_tf1.cli import main
+
+    with pytest.raises(SystemExit) as stopped:  # (as --help: argparse prints, then exits 0)
+        main(["--version"])
+    assert stopped.value.code == 0 and capsys.readouterr().out == f"echo_rnn_tf1 {metadata.version('echo-rnn-tf1')}\n"
+
+
 def test_bad_input_is_refused_before_tensorflow_is_imported():
     code = ("import sys\nfrom echo_rnn_tf1.cli import main\n"
             "print(main(['--echo-step', '99']), main(['--state-size', str(10**6)]), 'tensorflow' in sys.modules)\n")
