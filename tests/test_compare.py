@@ -138,6 +138,18 @@ def test_epoch_0_is_shown_but_not_judged():
     assert late.epochs[0][4] is None and late.epochs[0][3] > 2
 
 
+def test_a_match_against_a_reference_of_one_epoch_says_that_no_epoch_was_judged(tmp_path, cli):
+    # (a short run, or one stopped in its first epoch: the verdict judges the epochs after the first)
+    reference = tmp_path / "reference.log"
+    reference.write_text(make_log([p.loss for p in REFERENCE[:10]]))
+    result = cli("compare", reference, reference)
+    assert result.returncode == 0 and result.stdout.splitlines()[-1] == (
+        "MATCH: all 10 reference points present and finite; starts untrained; no epoch after the first to judge (the "
+        "reference logs one)")
+    reference.write_text(make_log([p.loss for p in REFERENCE[:11]]))  # the first point of a second epoch: judged
+    assert "every epoch's median loss after the first is within" in cli("compare", reference, reference).stdout
+
+
 def test_one_spike_does_not_spoil_an_epoch():
     # Honest runs spike: seed 21 jumps to 0.26 at epoch 4 step 800 after learning the echo.
     losses = np.array([p.loss for p in REFERENCE])
