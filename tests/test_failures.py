@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, TINY_RUN_DRAWN, one_error_line
+from conftest import ROOT, TINY_RUN, TINY_RUN_DRAWN, one_error_line
 from echo_rnn_tf1 import cli
 from echo_rnn_tf1.failures import TRACEBACK_VARIABLE, BadInput, Interrupted, MachineError, PackageError, exit_code_and_line
 
@@ -139,11 +139,11 @@ def test_compare_into_a_closed_pipe_exits_with_the_verdict():
 @pytest.mark.slow
 def test_training_into_a_closed_pipe_trains_to_the_end(tmp_path):
     out = tmp_path / "run"
-    code, stderr = _closed_stdout(*TINY_RUN_DRAWN, "--seed", 0, "--out", out)
+    code, stderr = _closed_stdout(*TINY_RUN, "--seed", 0, "--out", out)
     assert code == 0 and "Traceback" not in stderr and "echo_rnn_tf1:" not in stderr, stderr
     info = json.loads((out / "run.json").read_text())
-    assert info["status"] == "finished" and info["steps_done"] == 10
-    assert (out / "model.ckpt-10.index").exists() and (out / "predictions.png").exists()
+    assert info["status"] == "finished" and info["stage"] == "done" and info["steps_done"] == 10
+    assert (out / "model.ckpt-10.index").exists()
     assert (out / "train.log").read_text().startswith("New data, epoch 0\nStep 0 Batch loss ")
 
 

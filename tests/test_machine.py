@@ -220,13 +220,13 @@ def doctor_portable():
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("doctor_portable")
-def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path, doctor_portable):
+def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path, doctor_portable, faithful_epoch):
     # --portable sets oneDNN's settings before TensorFlow loads, over whatever the environment had: the same
     # bits under any cap. Without it, capping the instruction set changes the bits from step ~7 (measured).
     # A portable run without a cap against doctor --portable's seed 0 (one default epoch), made under an AVX2 cap
     # (which --portable overrides): the digest of its losses, in doctor's report.
     out = tmp_path / "portable"
-    result = run_cli("--num-epochs", 1, "--seed", 0, "--out", out, "--portable",
+    result = run_cli("--num-epochs", 1, "--seed", 0, "--out", out, "--portable", "--no-pictures",
                      env=machine.environ_without_onednn_settings())
     assert result.returncode == 0, result.stderr
     (seed_0,) = [line for line in doctor_portable.stdout.splitlines() if line.startswith("  seed 0: ")]
@@ -236,9 +236,9 @@ def test_portable_bits_do_not_depend_on_the_isa_cap(tmp_path, doctor_portable):
     # here: the digests above agree by --portable's doing.
     env = machine.environ_without_onednn_settings()
     if env == os.environ:  # this process has the default settings: the same bits as a fresh one (test_oracle)
-        default = portable.train_seeds([0], portable=False)[0]
+        default = faithful_epoch(0)[0]  # (portable.CONFIG's epoch, the source's update)
     else:
-        result = run_cli("--num-epochs", 1, "--seed", 0, "--out", tmp_path / "default", env=env)
+        result = run_cli("--num-epochs", 1, "--seed", 0, "--out", tmp_path / "default", "--no-pictures", env=env)
         assert result.returncode == 0, result.stderr
         default = read_losses(tmp_path / "default" / "losses.csv")[2]
     assert portable.digest(default)[:16] != seed_0.split()[2]

@@ -202,27 +202,34 @@ def test_bad_variant_flags_are_one_line(tmp_path, cli, flag, value, says):
     assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
 
 
+# The variants that change what the pictures show: how the state is fed, the targets shaded, the weights drawn (the
+# others draw what the source's run draws: 2 s of pictures saved on each)
+DRAWN = ("carry_state", "targets", "cell_lstm", "cell_gru", "num_layers")
+
+
 @pytest.fixture(scope="module", params=list(FLAGS))
 def variant_run(request, tmp_path_factory):
     config = Config(num_epochs=2, total_series_length=1000, **FLAGS[request.param])
     out = tmp_path_factory.mktemp(request.param) / "run"
-    assert train_run(config, seed=0, out=out) == 0
-    return config, out
+    drawn = request.param in DRAWN
+    assert train_run(config, seed=0, out=out, pictures=drawn) == 0
+    return config, out, drawn
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("variant_run")
 def test_each_flag_trains_and_is_recorded(variant_run):
-    config, out = variant_run
+    config, out, drawn = variant_run
     run = read_run(out)
     assert run.config == config and run.status == "finished" and run.steps_done == 40
-    assert len(read_losses(out / "losses.csv")[2]) == 40 and (out / "predictions.png").exists()
+    assert len(read_losses(out / "losses.csv")[2]) == 40
+    assert (out / "predictions.png").exists() == (out / "weights.png").exists() == drawn
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("variant_run")
 def test_each_flag_evaluates(variant_run):
-    config, out = variant_run
+    config, out, _ = variant_run
     report = evaluate(out, seed=5)
     assert report["windows"] == 100 and len(report["accuracy_by_position"]) == 10
     assert 0 < report["loss"] < 10 and 0 <= report["accuracy"] <= 1
@@ -231,7 +238,7 @@ def test_each_flag_evaluates(variant_run):
 @pytest.mark.slow
 @pytest.mark.xdist_group("variant_run")
 def test_each_flag_predicts(variant_run):
-    config, out = variant_run
+    config, out, _ = variant_run
     result = predict(out, BITS)
     assert result["input"] == BITS and len(result["prediction"]) == len(BITS)
     assert result["target"] == "".join(map(str, echo_targets([int(b) for b in BITS], config)))
