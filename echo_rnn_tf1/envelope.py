@@ -18,7 +18,7 @@ import numpy as np
 from .compare import compare
 from .config import SEED_LIMIT, Config, ConfigError, folder_type, number_type, seed_type
 from .failures import EXIT_OK, Interrupted, MachineError, Parser, escaped, machine_failure
-from .folder import check_folder_path
+from .folder import NOT_A_FOLDER, check_folder_path
 from .logs import logged_points
 from .machine import usable_cores
 from .record import RunError, atomic_write, lock, write_csv, write_json
@@ -218,7 +218,7 @@ def _take_folder(out):
         return out, True, lock(out)
     except FileExistsError:
         if not os.path.isdir(out):
-            raise RunError(f"--out {out}: a file, not a folder") from None
+            raise RunError(f"--out {out}: {NOT_A_FOLDER}") from None
     except OSError as e:
         if machine_failure(e):  # (a full disk is the machine's: exit 3)
             raise

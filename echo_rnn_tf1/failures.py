@@ -122,8 +122,12 @@ def tensorflow_said(error):
 
 
 def escaped(text):
-    """``text`` on one line: a line break in a path shown as ``\\n``."""
-    return str(text).replace("\n", "\\n").replace("\r", "\\r")
+    """``text`` on one line, as a path is shown everywhere: a line break as ``\\n``, a byte of a file name that is not
+    UTF-8 as ``\\xff``."""
+    text = str(text)
+    with contextlib.suppress(UnicodeError):  # (a lone surrogate that is no such byte: as it is)
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _one_line(error):

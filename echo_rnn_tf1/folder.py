@@ -19,6 +19,7 @@ INNER_PATH = 200
 # What a killed process left half written under a temporary name: ``record.atomic_write``'s ``<name>.tmp<pid>``,
 # TensorFlow's ``<checkpoint file>.tempstate<number>`` and ``checkpoint.tmp<hex>``.
 LEFTOVER = re.compile(r"(.+)\.(?:tmp|tempstate)[0-9a-f]+")
+NOT_A_FOLDER = "not a folder (a file, or a link to nothing)"
 
 
 
@@ -58,7 +59,7 @@ class RunFolder:
             self.close()
             if isinstance(e, (NotADirectoryError, FileExistsError)) and os.path.lexists(self.path) \
                     and not os.path.isdir(self.path):  # (a file on the way to it: cannot write there)
-                raise RunError(f"--out {self.path}: a file, not a folder") from None
+                raise RunError(f"--out {self.path}: {NOT_A_FOLDER}") from None
             if isinstance(e, OSError) and exit_code_and_line(e)[0] == EXIT_USAGE:
                 raise RunError(f"--out {self.path}: cannot write there ({e.strerror})") from None
             raise
@@ -183,7 +184,7 @@ def check_folder_path(path, flag="--out"):
     try:
         os.path.abspath(path).encode("utf-8")
     except UnicodeEncodeError:  # a byte of another encoding, as the file system handed it to Python
-        raise BadInput(f"{flag} {os.fsencode(path)!r}: not UTF-8, and TensorFlow saves a checkpoint only under "
+        raise BadInput(f"{flag} {path}: not UTF-8, and TensorFlow saves a checkpoint only under "
                        f"a UTF-8 path") from None
     absolute = existing = os.path.abspath(path)
     while not os.path.isdir(existing):

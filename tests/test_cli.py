@@ -215,7 +215,8 @@ def test_an_out_that_cannot_be_a_run_folder_is_refused(tmp_path, cli):
     # --out naming a file, and a file given where a run folder goes: said so, the file untouched
     result = cli(*TINY_RUN, "--out", blocker)
     assert result.returncode == 2
-    assert one_error_line(result.stderr) == f"echo_rnn_tf1: error: --out {blocker}: a file, not a folder"
+    assert one_error_line(result.stderr) == (f"echo_rnn_tf1: error: --out {blocker}: not a folder (a file, or a link "
+                                             f"to nothing)")
     for args in (["evaluate", blocker], ["predict", blocker, "0110"], ["compare", tmp_path]):
         result = cli(*args)
         assert result.returncode == 2
@@ -231,3 +232,20 @@ def test_an_out_that_cannot_be_a_run_folder_is_refused(tmp_path, cli):
         result = cli(*TINY_RUN, "--out", out)
         assert result.returncode == 2 and says in one_error_line(result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_link_to_nothing_and_a_name_not_utf_8_are_told_alike_by_every_command(tmp_path, cli):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    for command in ([*TINY_RUN], ["envelope", "--seeds", 1]):
+        result = cli(*command, "--out", link)
+        assert result.returncode == 2 and one_error_line(result.stderr) == (
+            f"echo_rnn_tf1: error: --out {link}: not a folder (a file, or a link to nothing)")
+    assert os.readlink(link) == str(tmp_path / "nowhere") and not (tmp_path / "nowhere").exists()
+    # a byte that is not UTF-8 shows as \xff, as a line break shows as \n: in every command's one line
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/odd\xffA")
+    shown = f"{tmp_path}/odd\\xffA"
+    for command in (["compare", odd], ["evaluate", odd], ["envelope", "--out", odd], [*TINY_RUN, "--out", odd]):
+        result = cli(*command)
+        assert result.returncode == 2 and f" {shown}:" in one_error_line(result.stderr), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link"]
