@@ -17,7 +17,7 @@ import numpy as np
 
 from .compare import compare
 from .config import SEED_LIMIT, Config, ConfigError, folder_type, number_type, seed_type
-from .failures import EXIT_OK, Interrupted, MachineError, Parser, escaped, machine_failure
+from .failures import EXIT_OK, Interrupted, MachineError, Parser, completed, escaped, machine_failure
 from .folder import NOT_A_FOLDER, check_folder_path
 from .logs import logged_points
 from .machine import usable_cores
@@ -68,7 +68,7 @@ def train_seeds(seeds, jobs, on_done=lambda seed, losses: None):
     workers = pool._processes  # by pid (concurrent.futures stops running workers only from Python 3.14)
     try:
         futures = {pool.submit(train_seed, seed): seed for seed in seeds}
-        for future in concurrent.futures.as_completed(futures):
+        for future in completed(futures):
             on_done(futures[future], future.result())
     except concurrent.futures.process.BrokenProcessPool:  # (every seed not done then fails so, whoever died)
         pool.shutdown(wait=True)  # the pool has stopped the other workers, with SIGTERM

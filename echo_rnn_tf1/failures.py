@@ -176,6 +176,18 @@ class HeldStops:
             raise waiting
 
 
+def completed(futures, wake_every=0.1):
+    """``concurrent.futures.as_completed(futures)`` for the main thread, which wakes every ``wake_every`` seconds: a stop
+    signal that reached another thread, or came just as the main thread began to wait, does not wake it, and it
+    would act on the signal only once a future is done (an envelope's chunk: all its training)."""
+    import concurrent.futures
+
+    pending = set(futures)
+    while pending:
+        done, pending = concurrent.futures.wait(pending, wake_every, concurrent.futures.FIRST_COMPLETED)
+        yield from done
+
+
 @contextlib.contextmanager
 def stop_signals_raise():
     """While the block runs, SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` where the command is, as Ctrl-C raises

@@ -18,6 +18,7 @@ import threading
 import numpy as np
 
 from .config import ADAGRAD_INITIAL_ACCUMULATOR
+from .failures import completed
 from .tf2 import adagrad, drawn_start, epoch_windows, steps_in_order
 from .tfcompat import import_tensorflow
 
@@ -122,7 +123,7 @@ def train_seeds(config, seeds, jobs=1, on_chunk=lambda seeds, losses: None):
     pool = concurrent.futures.ThreadPoolExecutor(jobs)
     try:
         futures = {pool.submit(train, part): part[:size] for part, size in zip(parts, sizes)}  # its seeds, unpadded
-        for future in concurrent.futures.as_completed(futures):
+        for future in completed(futures):
             chunk = futures[future]
             on_chunk(chunk, future.result()[:len(chunk)])
     finally:

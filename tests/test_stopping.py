@@ -9,6 +9,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -304,3 +305,25 @@ def test_a_signal_caught_on_its_way_is_still_the_exit_code(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "compare", command)
     assert cli.main(["compare", "x"]) == 143
     assert one_error_line(capsys.readouterr().err) == "echo_rnn_tf1: SIGTERM received; stopped"
+
+
+def test_a_signal_that_reaches_another_thread_stops_the_wait_for_a_worker_at_once():
+    # The kernel may hand a process's signal to any of its threads; Python then acts on it in the main thread, but a
+    # main thread asleep in a wait is not woken (an envelope, waiting for a chunk's whole training: it ran on past
+    # a SIGTERM for over 30 s). failures.completed wakes it to act.
+    from concurrent.futures import ThreadPoolExecutor
+
+    gate = threading.Event()
+
+    def work():
+        time.sleep(0.5)  # the main thread waits by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # to this thread, not the waiting one
+        return gate.wait(60)
+
+    with ThreadPoolExecutor(1) as pool:
+        future, started = pool.submit(work), time.monotonic()
+        with pytest.raises(Interrupted, match="SIGTERM"), failures.stop_signals_raise():
+            list(failures.completed([future]))
+        waited = time.monotonic() - started
+        gate.set()
+    assert waited < 10, waited  # 0.5 s measured (the worker's 0.5 s); without waking, the worker's whole 60 s
