@@ -126,11 +126,15 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
-        """Build from a dict (e.g. a run.json); unknown keys are an error, missing ones take defaults."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        """Build from a dict (e.g. a run.json), which must hold every hyperparameter of the source and nothing unknown;
+        a variant missing takes the source's way (a record from before the variants has none)."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigError(f"unknown hyperparameter(s): {', '.join(unknown)}")
+        missing = [name for name in known if name not in values and name not in VARIANTS]
+        if missing:  # (never read as the source's value: a record missing it is damaged)
+            raise ConfigError(f"no {', '.join(missing)} among the hyperparameters")
         return cls(**values)
 
 

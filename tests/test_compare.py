@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, run_cli, run_record
 from echo_rnn_tf1.compare import FIRST_DECADES, MAX_DECADES, compare, format_table
+from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.logs import LogError, parse_log, read_reference
 
 PASTED_2017 = os.path.join(ROOT, "tests", "data", "pasted_2017.txt")
@@ -217,7 +218,7 @@ def test_cli_exit_codes(tmp_path, cli):
 
 def test_two_runs_of_other_hyperparameters_are_compared_and_the_difference_said(tmp_path, cli):
     log = read_reference().replace("    ", "")
-    for name, changes in (("lstm", {"config": {"cell": "lstm"}}), ("basic", {})):
+    for name, changes in (("lstm", {"config": Config(cell="lstm").to_dict()}), ("basic", {})):
         (tmp_path / name).mkdir()
         (tmp_path / name / "run.json").write_text(json.dumps(run_record(**changes)))
         (tmp_path / name / "train.log").write_text(log)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, one_error_line, run_record
 from echo_rnn_tf1.compare import compare, format_table
-from echo_rnn_tf1.config import Config, ConfigError
+from echo_rnn_tf1.config import VARIANTS, Config, ConfigError
 from echo_rnn_tf1.logs import LOG_LIMIT, LogError, parse_log, read_log, read_reference
 from echo_rnn_tf1.record import RunError, read_losses, read_run
 
@@ -88,8 +88,13 @@ DAMAGE = {
                           "unreadable run record (portable: 'no' is not what a run records)"),
     "an unknown hyperparameter": (lambda f: _replace(f, json.dumps(run_record(config={"hidden": 4}))),
                                   "unreadable run record (unknown hyperparameter(s): hidden)"),
-    "a bad hyperparameter": (lambda f: _replace(f, json.dumps(run_record(config={"state_size": -1}))),
+    "a bad hyperparameter": (lambda f: _replace(f, json.dumps(run_record(config={**Config().to_dict(),
+                                                                                "state_size": -1}))),
                              "unreadable run record (--state-size -1: must be a positive integer)"),
+    "a hyperparameter missing": (lambda f: _replace(f, json.dumps(run_record(config={"num_epochs": 1}))),
+                                 "unreadable run record (no total_series_length, truncated_backprop_length, "
+                                 "state_size, num_classes, echo_step, batch_size, learning_rate among the "
+                                 "hyperparameters)"),
     "no seed": (lambda f: _replace(f, json.dumps({k: v for k, v in run_record().items() if k != "seed"})),
                 "unreadable run record (no 'seed')"),
 }
@@ -190,8 +195,10 @@ def test_run_json_is_read_as_json_only(tmp_path):
     (folder / "run.json").write_bytes(b'{"config": {"\xff": 1}}')
     with pytest.raises(RunError, match="unreadable run record"):
         read_run(folder)
-    (folder / "run.json").write_text(json.dumps(run_record(config={"num_epochs": 1})))
-    assert read_run(folder).config == Config(num_epochs=1)  # (missing hyperparameters take the source's values)
+    # a record from before the variants (carry_state, cell, ...) holds none of them: it was the source's network
+    before_variants = {name: value for name, value in Config(num_epochs=1).to_dict().items() if name not in VARIANTS}
+    (folder / "run.json").write_text(json.dumps(run_record(config=before_variants)))
+    assert read_run(folder).config == Config(num_epochs=1)
 
 
 @pytest.mark.parametrize("text", ["New data, epoch 0\nStep 0 Batch loss x\n", "no loss line\n",

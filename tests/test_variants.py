@@ -64,7 +64,7 @@ def test_old_run_json_without_variants_reads_as_the_source():
 ])
 def test_bad_variants_are_refused(values, says):
     with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)")):
-        Config.from_dict(values)
+        Config.from_dict({**Config().to_dict(), **values})
 
 
 def source_model_op_types(tf):
