@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -213,22 +214,26 @@ def _take_folder(out):
                 return base + suffix, True, lock(base + suffix)
         raise RunError(f"{base}: a thousand envelopes started this second; give --out")
     check_folder_path(out)
+    held = None
     try:
-        os.makedirs(out)
-        return out, True, lock(out)
-    except FileExistsError:
-        if not os.path.isdir(out):
-            raise RunError(f"--out {out}: {NOT_A_FOLDER}") from None
-    except OSError as e:
-        if machine_failure(e):  # (a full disk is the machine's: exit 3)
-            raise
-        raise RunError(f"--out {out}: cannot write there ({e.strerror})") from None
-    held = lock(out)  # then look: another envelope may be writing there
-    if present := set(os.listdir(out)):
-        os.close(held)
-        raise RunError(f"--out {out}: " + ("holds an envelope already; choose another folder" if present & set(FILES)
-                                           else "not empty; envelope writes only into a new or empty folder"))
-    return out, False, held
+        try:
+            os.makedirs(out)
+            return out, True, lock(out)
+        except FileExistsError:
+            if not os.path.isdir(out):
+                raise RunError(f"--out {out}: {NOT_A_FOLDER}") from None
+        held = lock(out)  # then look: another envelope may be writing there
+        if present := set(os.listdir(out)):
+            raise RunError(f"--out {out}: " + ("holds an envelope already; choose another folder" if present & set(FILES)
+                                               else "not empty; envelope writes only into a new or empty folder"))
+        tempfile.TemporaryFile(dir=out).close()  # writable: refused now, not once every seed has trained
+        return out, False, held
+    except BaseException as e:
+        if held is not None:
+            os.close(held)
+        if isinstance(e, OSError) and not machine_failure(e):  # (a full disk is the machine's: exit 3)
+            raise RunError(f"--out {out}: cannot write there ({e.strerror})") from None
+        raise
 
 
 def _envelope(args, out):

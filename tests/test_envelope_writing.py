@@ -104,6 +104,20 @@ def test_envelope_never_writes_into_a_folder_holding_files(made_up, tmp_path, cl
     assert made_up == []  # refused before training
 
 
+def test_an_empty_folder_it_cannot_write_is_refused_before_any_seed_trains(made_up, tmp_path, cli, monkeypatch):
+    class ReadOnly:  # (a read-only file system, as tempfile meets it: chmod does not stop root)
+        @staticmethod
+        def TemporaryFile(dir):
+            raise OSError(errno.EROFS, "Read-only file system", str(dir))
+
+    monkeypatch.setattr(envelope, "tempfile", ReadOnly)
+    result = cli("envelope", "--seeds", 1, "--out", tmp_path)
+    assert result.returncode == 2 and result.stdout == "" and made_up == []
+    assert one_error_line(result.stderr) == f"echo_rnn_tf1: error: --out {tmp_path}: cannot write there (Read-only " \
+                                            f"file system)"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_finished_envelope_is_never_overwritten(made_up, tmp_path, cli):
     out = tmp_path / "envelope"
     assert cli("envelope", "--seeds", 2, "--out", out).returncode == 0 and whole(out)
