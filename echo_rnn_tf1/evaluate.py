@@ -88,6 +88,11 @@ def _checkpoint(run):
     if run.checkpoint is None:
         why = "it died before it saved one" if run.died else _NO_CHECKPOINT.get(run.status, "none was saved")
         raise RunError(f"{run.path}: no checkpoint (status {run.status}: {why})")
+    try:
+        os.path.abspath(run.path).encode("utf-8")
+    except UnicodeEncodeError:  # (a byte of another encoding in a folder's name, as the file system handed it over)
+        raise RunError(f"{run.path}: not UTF-8, and TensorFlow reads a checkpoint only under a UTF-8 path: rename "
+                       f"the folder") from None
     for name, digest in run.checkpoint["sha256"].items():
         path = os.path.join(run.path, name)
         if not os.path.lexists(path):

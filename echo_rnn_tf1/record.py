@@ -58,9 +58,12 @@ class Run:
 def read_run(path):
     """The run in folder ``path``, or RunError naming the file and what is wrong with it."""
     path = str(path)
-    if not os.path.isdir(path):
-        raise RunError(f"{path}: not a run folder (a file)" if os.path.lexists(path) else
-                       f"{path}: no such run folder")
+    try:
+        is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError as e:  # (no such folder, a link to nothing, a name too long: as compare and --out say it)
+        raise RunError(f"{path}: cannot read ({e.strerror})") from None
+    if not is_folder:
+        raise RunError(f"{path}: not a folder (a run folder holds {RUN_JSON} and the files it lists)")
     info_path = os.path.join(path, RUN_JSON)
     if not os.path.lexists(info_path):
         raise RunError(f"{path}: not a run folder (it has no {RUN_JSON})")

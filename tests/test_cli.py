@@ -220,7 +220,8 @@ def test_an_out_that_cannot_be_a_run_folder_is_refused(tmp_path, cli):
     for args in (["evaluate", blocker], ["predict", blocker, "0110"], ["compare", tmp_path]):
         result = cli(*args)
         assert result.returncode == 2
-        assert one_error_line(result.stderr) in (f"echo_rnn_tf1: error: {blocker}: not a run folder (a file)",
+        assert one_error_line(result.stderr) in (f"echo_rnn_tf1: error: {blocker}: not a folder (a run folder holds "
+                                                 f"run.json and the files it lists)",
                                                  f"echo_rnn_tf1: error: {tmp_path}: a folder without a train.log: "
                                                  f"give a run folder or a log file")
     assert blocker.read_text() == ""

@@ -155,10 +155,29 @@ def test_predict_refuses_bad_bits(run_dir, cli, bits, says):
 
 @pytest.mark.parametrize("command", [["evaluate"], ["predict", "{run}", "0" * 10]])
 def test_evaluate_and_predict_refuse_what_is_not_a_run(tmp_path, cli, command):
-    for target, says in [(tmp_path / "nope", "no such run folder"), (tmp_path, "not a run folder")]:
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "fifo")
+    for target, says in [(tmp_path / "nope", "cannot read (No such file or directory)"),
+                         (tmp_path / "link", "cannot read (No such file or directory)"),
+                         (tmp_path / ("x" * 300), "cannot read (File name too long)"),
+                         (tmp_path / "fifo", "not a folder (a run folder holds run.json and the files it lists)"),
+                         (tmp_path, "not a run folder (it has no run.json)")]:
         args = [str(target) if a == "{run}" else a for a in command] + ([] if "{run}" in command else [str(target)])
         result = cli(*args)
-        assert result.returncode == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert result.returncode == 2 and one_error_line(result.stderr) == f"echo_rnn_tf1: error: {target}: {says}"
+
+
+@with_trained_run
+def test_a_run_folder_whose_name_is_not_utf_8_is_refused_in_one_line(run_dir, tmp_path, cli):
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/run\xffdir")  # (a Latin-1 byte, as a file system may hold)
+    shutil.copytree(run_dir, odd)
+    for command in (["evaluate", odd], ["predict", odd, "0" * 10]):
+        result = cli(*command)
+        assert result.returncode == 2 and one_error_line(result.stderr) == (
+            f"echo_rnn_tf1: error: {tmp_path}/run\\xffdir: not UTF-8, and TensorFlow reads a checkpoint only under a "
+            f"UTF-8 path: rename the folder")
+    compared = cli("compare", odd)  # its log and record read as they are (one epoch: not comparable with 2017)
+    assert compared.returncode == 1 and compared.stderr == "" and "not comparable" in compared.stdout
 
 
 @with_trained_run
