@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -21,9 +22,8 @@ UNROLL_LIMIT = 1000  # --unroll builds a copy of the cell per step: a window of 
 
 def train_parser():
     p = Parser(prog="python -m echo_rnn_tf1",
-               description="Train the 2017 Echo-RNN (BasicRNNCell + dynamic_rnn through tf.compat.v1) and print "
-                           "the source's log. Other commands: compare, doctor, envelope, evaluate, predict (see: COMMAND --help).",
-)
+               description="Train the 2017 Echo-RNN (BasicRNNCell + dynamic_rnn through tf.compat.v1) and print the "
+                           "source's log. Other commands: compare, doctor, envelope, evaluate, predict (see: COMMAND --help).")
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
         meaning = MEANING.get(field.name) or field.name.replace("_", " ")
@@ -106,12 +106,12 @@ def train_command(argv):
 
 def compare_parser():
     p = Parser(prog="python -m echo_rnn_tf1 compare",
-               description="Judge a run's loss log against the 2017 run's (or another reference log); a run "
-                           "folder that changed the source's hyperparameters or chose a variant (--carry-state, "
-                           "--cell, ...) is not comparable with 2017, as its end said. Given two "
-                           "run folders of the same seed and hyperparameters, also compare their losses.csv step by "
-                           "step: bit-identical, or where they first differ, with both runs' machines. "
-                           "Exit code 0: it reproduces the reference; 1: it does not; 2: a file could not be read.")
+               description="Judge a run's loss log against the 2017 run's (or another reference log); a run folder "
+                           "that changed the source's hyperparameters or chose a variant (--carry-state, --cell, ...) "
+                           "is not comparable with 2017, as its end said. Given two run folders of the same seed and "
+                           "hyperparameters, also compare their losses.csv step by step: bit-identical, or where they "
+                           "first differ, with both runs' machines. Exit code 0: it reproduces the reference; 1: it "
+                           "does not; 2: a file could not be read.")
     p.add_argument("run", help="a run folder (its train.log is read) or a log file")
     p.add_argument("reference", nargs="?", help="a log file or run folder (default: the 2017 run, shipped)")
     return p
@@ -138,15 +138,15 @@ def _log_points(path):
 
 def compare_command(argv):
     args = compare_parser().parse_args(argv)
-    import math
-
     from .compare import compare, format_table, same_seed_lines
     from .logs import LogError, reference_points
+    from .record import LOG
 
     reference, points = (None, reference_points()) if not args.reference else _log_points(args.reference)
     bad = next((p for p in points if not math.isfinite(p.loss)), None)
-    if bad is not None:
-        raise LogError(f"{args.reference}, line {bad.line}: the reference's loss is {bad.loss} at epoch "
+    if bad is not None:  # (named as every log error names it: the file, then the line)
+        log = os.path.join(args.reference, LOG) if os.path.isdir(args.reference) else args.reference
+        raise LogError(f"{log}, line {bad.line}: the reference's loss is {bad.loss} at epoch "
                        f"{bad.epoch} step {bad.step}; a reference must be finite (a diverged run is no yardstick)")
     if reference is not None and reference.status == "diverged":  # (its log may end before the loss that did)
         raise LogError(f"{args.reference}: the reference diverged ({reference.cause}); a diverged run is no yardstick")

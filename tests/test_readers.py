@@ -282,10 +282,14 @@ def test_compare_judges_any_losses_without_raising(run_losses, reference_losses)
 def test_a_reference_that_is_not_finite_is_bad_input(tmp_path, cli):
     reference = tmp_path / "reference.log"
     reference.write_text(make_log([math.inf] + LOSSES[1:]))
-    result = cli("compare", reference, reference)
-    assert result.returncode == 2 and result.stdout == ""
-    assert "line 2: the reference's loss is inf at epoch 0 step 0; a reference must be finite" in one_error_line(
-        result.stderr)
+    folder = tmp_path / "folder"  # (a folder with a train.log: the log is named, as every log error names it)
+    folder.mkdir()
+    (folder / "train.log").write_text(reference.read_text())
+    for target, named in ((reference, reference), (folder, folder / "train.log")):
+        result = cli("compare", reference, target)
+        assert result.returncode == 2 and result.stdout == ""
+        assert one_error_line(result.stderr).startswith(f"echo_rnn_tf1: error: {named}, line 2: the reference's loss "
+                                                        f"is inf at epoch 0 step 0; a reference must be finite")
 
 
 def test_losses_csv_is_refused_when_not_a_file_or_cut_short(tmp_path):
