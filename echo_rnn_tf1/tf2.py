@@ -199,6 +199,7 @@ def train_values(config, seed, log=print, on_step=None, steps=None):
     engine, windowsX, windowsY = start(config, seed)
     start_values = engine.values()
     compile_seconds = engine.compile(windowsX, windowsY)
-    stopped, seconds = until_stopped(lambda: run_epochs(engine, windowsX, windowsY, log, on_step), steps)
+    values, stopped, seconds = until_stopped(lambda: run_epochs(engine, windowsX, windowsY, log, on_step),
+                                             engine.values, steps)
     timing = {"train_seconds": seconds, "compile_seconds": compile_seconds}
-    return Trained(start_values, engine.values(), engine.epochs_trained * config.num_batches, stopped, timing)
+    return Trained(start_values, values, engine.epochs_trained * config.num_batches, stopped, timing)

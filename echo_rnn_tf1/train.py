@@ -175,20 +175,24 @@ def train_values(config, seed, log=print, on_step=None, unroll=False, portable=F
     with session(graph, portable) as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
         start = sess.run(trained_variables(graph))
-        stopped, seconds = until_stopped(
-            lambda: run_training(sess, model, inputs_value, targets_value, config, log, counted), steps)
-        return Trained(start, sess.run(trained_variables(graph)), len(done), stopped, {"train_seconds": seconds})
+        values, stopped, seconds = until_stopped(
+            lambda: run_training(sess, model, inputs_value, targets_value, config, log, counted),
+            lambda: sess.run(trained_variables(graph)), steps)
+        return Trained(start, values, len(done), stopped, {"train_seconds": seconds})
 
 
-def until_stopped(loop, steps=None):
-    """Run ``loop()`` inside the context ``steps`` (``failures.HeldStops``); return ``(why it stopped early or None,
-    its seconds)``: a ``Diverged``, or a stop signal's ``KeyboardInterrupt``, caught between steps so that what was
-    learned so far can still be saved."""
+def until_stopped(loop, read, steps=None):
+    """Run ``loop()``, then ``read()`` what it learned, inside the context ``steps`` (``failures.HeldStops``); return
+    ``(what read returned, why the loop stopped early or None, its seconds)``: a ``Diverged``, or a stop signal's
+    ``KeyboardInterrupt``, caught between steps or as the loop ends, so that what was learned so far is saved."""
     started = time.perf_counter()
     stopped = None
     try:
         with steps or contextlib.nullcontext():
-            loop()
+            try:
+                loop()
+            finally:
+                learned = read()  # (a signal meanwhile waits: the weights are read whole, and kept)
     except (Diverged, KeyboardInterrupt) as e:
         stopped = e
-    return stopped, time.perf_counter() - started
+    return learned, stopped, time.perf_counter() - started

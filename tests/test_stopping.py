@@ -150,6 +150,19 @@ def test_a_second_signal_does_not_cut_the_first_ones_ending_short(tmp_path, cli,
 
 
 @pytest.mark.slow
+def test_a_signal_as_the_last_step_ends_keeps_what_was_learned(tmp_path, cli, monkeypatch):
+    # While the trained weights are read, once the last step is recorded (tens of ms for a large net): they are kept.
+    calls = itertools.count(1)
+    signal_here(monkeypatch, "train", "trained_variables", when=lambda *_: next(calls) == 2)  # (1: the start's)
+    out = tmp_path / "run"
+    result = cli(*TINY_RUN, "--seed", 0, "--out", out)
+    assert result.returncode == 130 and "SIGINT received; training stopped after 10 steps" in result.stderr
+    info = checked_record(out)
+    assert info["status"] == "interrupted" and info["stage"] == "done" and info["steps_done"] == 10
+    assert info["checkpoint"]["prefix"] == "model.ckpt-10"
+
+
+@pytest.mark.slow
 def test_a_signal_during_the_verdict_leaves_the_finished_record(tmp_path, cli, monkeypatch):
     signal_here(monkeypatch, "run", "verdict")
     out = tmp_path / "run"
