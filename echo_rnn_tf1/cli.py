@@ -10,7 +10,6 @@ import json
 import math
 import os
 import sys
-import time
 
 from . import failures, streams
 from .config import CHOICES, MEANING, Config, folder_type, number_type, seed_type
@@ -95,12 +94,11 @@ def train_command(argv):
     from .train import draw_seed
 
     seed = args.seed if args.seed is not None else draw_seed()
-    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-seed{seed}")
     if args.portable:
         from .machine import apply_portable
 
         apply_portable()  # before TensorFlow loads
-    return train_run(config, seed, out, args.force, args.engine, args.unroll, args.tensorboard, args.portable,
+    return train_run(config, seed, args.out, args.force, args.engine, args.unroll, args.tensorboard, args.portable,
                      pictures=not args.no_pictures)
 
 

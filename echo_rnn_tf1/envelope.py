@@ -19,7 +19,7 @@ import numpy as np
 from .compare import compare
 from .config import SEED_LIMIT, Config, ConfigError, folder_type, number_type, seed_type
 from .failures import EXIT_OK, Interrupted, MachineError, Parser, completed, escaped, machine_failure
-from .folder import NOT_A_FOLDER, check_folder_path
+from .folder import NOT_A_FOLDER, check_folder_path, new_folder
 from .logs import logged_points
 from .machine import usable_cores
 from .record import RunError, atomic_write, lock, write_csv, write_json
@@ -206,13 +206,8 @@ def _take_folder(out):
     """``(folder, whether this made it, its lock)``: ``out`` if new or empty; by default a new folder under runs/, its
     name taken by this process alone (two envelopes started in the same second get two)."""
     if out is None:
-        base = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + "-envelope")
-        os.makedirs("runs", exist_ok=True)
-        for suffix in ["", *(f"-{n}" for n in range(2, 1000))]:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(base + suffix)
-                return base + suffix, True, lock(base + suffix)
-        raise RunError(f"{base}: a thousand envelopes started this second; give --out")
+        out = new_folder(time.strftime("%Y%m%d-%H%M%S") + "-envelope")
+        return out, True, lock(out)
     check_folder_path(out)
     held = None
     try:

@@ -33,12 +33,12 @@ class RunFolder:
     removed.
     """
 
-    def __init__(self, path, force=False):
+    def __init__(self, path, force=False, made=False):
         self.path = str(path)
         check_folder_path(self.path)
         self.info, self.files, self._fd, self._lines = {}, [], None, {}
         try:
-            self.made = not os.path.isdir(self.path)
+            self.made = made or not os.path.isdir(self.path)  # (made: by ``new_folder``, for this run)
             os.makedirs(self.path, exist_ok=True)
             self._fd = lock(self.path)
             if force:
@@ -176,6 +176,18 @@ class RunFolder:
 def _is_leftover(name):
     match = LEFTOVER.fullmatch(name)
     return match is not None and is_run_file(match.group(1))
+
+
+def new_folder(name):
+    """A new folder ``runs/NAME``, or ``runs/NAME-2``, ``-3``, ... if that is taken: made by this process alone, so that
+    two commands started in the same second get two."""
+    os.makedirs("runs", exist_ok=True)
+    base = os.path.join("runs", name)
+    for path in [base, *(f"{base}-{n}" for n in range(2, 1000))]:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+            return path
+    raise RunError(f"{base}: a thousand folders of that name made this second; give --out")
 
 
 def check_folder_path(path, flag="--out"):

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -75,6 +76,12 @@ def test_default_out_is_a_new_folder_under_runs(tmp_path, cli, monkeypatch):
     assert result.returncode == 0, result.stderr
     (folder,) = (tmp_path / "runs").iterdir()
     assert folder.name.endswith("-seed5") and (folder / "run.json").exists()
+    # Two runs of one seed started in the same second (a script's, say) get two folders, as two envelopes do
+    monkeypatch.setattr(time, "strftime", lambda form, *args: "20260101-000000")
+    for _ in range(2):
+        assert cli(*TINY_RUN, "--seed", 5).returncode == 0
+    assert sorted(f.name for f in (tmp_path / "runs").iterdir() if f != folder) == [
+        "20260101-000000-seed5", "20260101-000000-seed5-2"]
 
 
 def test_help_does_not_import_tensorflow_or_matplotlib():
