@@ -180,7 +180,10 @@ def number_type(kind):
     def number(text):
         if not text.isascii() or "_" in text or text != text.strip():
             raise ValueError(text)
-        return kind(text)
+        value = kind(text)
+        if kind is int and text != str(value):  # ("05", "+5": int() reads them, Python writes neither)
+            raise ValueError(text)
+        return value
 
     number.__name__ = kind.__name__  # (argparse's "invalid int value: ...")
     return number
@@ -193,7 +196,7 @@ def seed_type(text):
     try:
         seed = number_type(int)(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: not a whole number") from None
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: not a whole number as Python writes it") from None
     if not 0 <= seed < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"invalid seed {seed}: must be from 0 to 2**32 - 1, as numpy requires")
     return seed

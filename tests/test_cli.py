@@ -143,6 +143,9 @@ def test_the_largest_seed_works_end_to_end(tmp_path, cli):
     (["--num-epochs", "\u0663"], "argument --num-epochs: invalid int value: '\u0663'"),  # an Arabic-Indic 3
     (["--num-epochs", "1_0"], "argument --num-epochs: invalid int value: '1_0'"),
     (["--batch-size", " 5"], "argument --batch-size: invalid int value: ' 5'"),
+    (["--num-epochs", "05"], "argument --num-epochs: invalid int value: '05'"),  # (int() reads these two)
+    (["envelope", "--seeds", "+5"], "argument --seeds: invalid int value: '+5'"),
+    (["--seed", "007"], "argument --seed: invalid seed '007': not a whole number as Python writes it"),
     (["--learning-rate", "\u0660.\u0663"], "argument --learning-rate: invalid float value: '\u0660.\u0663'"),
     (["--seed", "\u0663"], "argument --seed: invalid seed '\u0663': not a whole number"),
     (["envelope", "--seeds", "\u0662"], "argument --seeds: invalid int value: '\u0662'"),
