@@ -187,13 +187,11 @@ def evaluate_command(argv):
     from . import memory
     from .evaluate import evaluate_model, evaluation_lines, trained_model
     from .record import read_run
-    from .tfcompat import import_quiet_tensorflow
     from .train import draw_seed
 
-    run = read_run(args.run)  # refuse a folder that is not a run before loading TensorFlow
-    import_quiet_tensorflow()
+    run = read_run(args.run)
     seed = args.seed if args.seed is not None else draw_seed()
-    with trained_model(args.run) as (sess, model, config):  # (the checkpoint restored once, for both)
+    with trained_model(run) as (sess, model, config):  # (the checkpoint restored once, for both)
         result = evaluate_model(sess, model, config, seed)
         result["memory"] = memory.of_run(sess, model, config, run.seed, seed)
     if args.json:
@@ -216,18 +214,15 @@ def predict_parser():
 
 def predict_command(argv):
     args = predict_parser().parse_args(argv)
-    from .evaluate import bit_windows, predict, prediction_lines
+    from .evaluate import predict, prediction_lines
     from .record import read_run
-    from .tfcompat import import_quiet_tensorflow
 
-    config = read_run(args.run).config
-    bit_windows(args.bits, config)  # refuse bad bits before loading TensorFlow
-    import_quiet_tensorflow()
-    result = predict(args.run, args.bits)
+    run = read_run(args.run)
+    result = predict(run, args.bits)
     if args.json:
         print(json.dumps(result))
         return EXIT_OK
-    for line in prediction_lines(result, config):
+    for line in prediction_lines(result, run.config):
         print(line)
     return EXIT_OK
 

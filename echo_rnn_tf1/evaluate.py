@@ -13,8 +13,8 @@ from .data import echo_targets, generate_data, zeroed_positions
 from .failures import escaped, tensorflow_said
 from .model import build_model, trained_variables
 from .plots import MOST_ROWS, MOST_WINDOWS
-from .record import RunError, file_digest, read_run
-from .tfcompat import import_tensorflow
+from .record import Run, RunError, file_digest, read_run
+from .tfcompat import import_quiet_tensorflow, import_tensorflow
 from .train import run_windows, session
 
 
@@ -40,14 +40,15 @@ def load_values(sess, values):
 
 
 @contextlib.contextmanager
-def trained_model(run_dir):
-    """Yield ``(sess, model, config)``: ``model_with_values`` of the run, restored from its checkpoint once its files
-    match the SHA-256 run.json recorded and its variables the shapes run.json's hyperparameters give them (a Saver
-    restores a variable of the wrong shape without complaint; the model would fail only when run). A run that did not
+def trained_model(run):
+    """Yield ``(sess, model, config)``: ``model_with_values`` of the run (a folder, or its ``record.Run`` read
+    already), restored from its checkpoint once its files match the SHA-256 run.json recorded and its variables the
+    shapes run.json's hyperparameters give them (a Saver restores a variable of the wrong shape without complaint;
+    the model would fail only when run). TensorFlow loads here, quietly, once the record is read. A run that did not
     finish but saved a checkpoint (stopped, or killed while it drew) is restored too, with a note on stderr."""
-    run = read_run(run_dir)
+    run = run if isinstance(run, Run) else read_run(run)
     checkpoint = _checkpoint(run)
-    tf = import_tensorflow()
+    tf = import_quiet_tensorflow()
 
     def cannot(what, error):
         return RunError(f"{checkpoint}: cannot {what} the checkpoint ({type(error).__name__}: "
@@ -138,10 +139,10 @@ def _finite(value):
     return float(value) if np.isfinite(value) else None
 
 
-def evaluate(run_dir, seed):
-    """Loss and accuracy of a trained run on a fresh series drawn with ``seed`` (the training recipe, new numbers),
-    fed as the run was trained (see ``evaluate_model``)."""
-    with trained_model(run_dir) as (sess, model, config):
+def evaluate(run, seed):
+    """Loss and accuracy of a trained run (a folder, or its ``record.Run``) on a fresh series drawn with ``seed`` (the
+    training recipe, new numbers), fed as the run was trained (see ``evaluate_model``)."""
+    with trained_model(run) as (sess, model, config):
         return evaluate_model(sess, model, config, seed)
 
 
@@ -214,14 +215,16 @@ def bit_windows(bits, config):
     return np.array([int(b) for b in bits]).reshape(-1, length)
 
 
-def predict(run_dir, bits):
-    """The run's prediction for a string of 0/1 whose length is a multiple of ``truncated_backprop_length``.
+def predict(run, bits):
+    """The prediction of a run (a folder, or its ``record.Run``) for a string of 0/1 whose length is a multiple of
+    ``truncated_backprop_length``; bad bits are refused before TensorFlow loads.
 
     Returns ``{"input", "target", "prediction"}`` as bit strings. Fed as the run was trained: each window from a
     zero state, or (``carry_state``) the bits as one series, window after window, carrying the state.
     """
-    inputs = bit_windows(bits, read_run(run_dir).config)
-    with trained_model(run_dir) as (sess, model, config):
+    run = run if isinstance(run, Run) else read_run(run)
+    inputs = bit_windows(bits, run.config)
+    with trained_model(run) as (sess, model, config):
         targets = echo_targets(inputs.reshape(-1), config)
         rows = (1, -1) if config.carry_state else inputs.shape  # one series, or every window a row of its own
         fed = run_windows(sess, model, inputs.reshape(rows), targets.reshape(rows), model.predictions,
