@@ -18,11 +18,11 @@ import numpy as np
 
 from .compare import compare
 from .config import SEED_LIMIT, Config, ConfigError, folder_type, number_type, seed_type
-from .failures import EXIT_OK, Interrupted, MachineError, Parser, completed, escaped, machine_failure
-from .folder import NOT_A_FOLDER, check_folder_path, new_folder
+from .failures import EXIT_OK, Interrupted, MachineError, Parser, completed, escaped
+from .folder import refused, take_folder
 from .logs import logged_points
 from .machine import usable_cores
-from .record import RunError, atomic_write, lock, write_csv, write_json
+from .record import RunError, atomic_write, write_csv, write_json
 
 SEEDS_LIMIT = 10**6  # 5000 float32 losses a seed kept to the end, and the band's copy: 40 GB (193 MiB at 10,000 seeds)
 FILES = ("envelope.csv", "seeds.csv", "losses.npy", "reference_percentiles.csv", "envelope.png", "envelope.json")
@@ -203,32 +203,17 @@ def envelope_command(argv):
 
 
 def _take_folder(out):
-    """``(folder, whether this made it, its lock)``: ``out`` if new or empty; by default a new folder under runs/, its
-    name taken by this process alone (two envelopes started in the same second get two)."""
-    if out is None:
-        out = new_folder(time.strftime("%Y%m%d-%H%M%S") + "-envelope")
-        return out, True, lock(out)
-    check_folder_path(out)
-    held = None
-    try:
-        try:
-            os.makedirs(out)
-            return out, True, lock(out)
-        except FileExistsError:
-            if not os.path.isdir(out):
-                raise RunError(f"--out {out}: {NOT_A_FOLDER}") from None
-        held = lock(out)  # then look: another envelope may be writing there
+    """``(folder, whether this made it, its lock)``: ``out`` if new or empty, by default a new folder under runs/."""
+    out, created, held = take_folder(out, "envelope")
+    try:  # (locked, then looked at: another envelope may be writing there)
         if present := set(os.listdir(out)):
             raise RunError(f"--out {out}: " + ("holds an envelope already; choose another folder" if present & set(FILES)
                                                else "not empty; envelope writes only into a new or empty folder"))
         tempfile.TemporaryFile(dir=out).close()  # writable: refused now, not once every seed has trained
-        return out, False, held
+        return out, created, held
     except BaseException as e:
-        if held is not None:
-            os.close(held)
-        if isinstance(e, OSError) and not machine_failure(e):  # (a full disk is the machine's: exit 3)
-            raise RunError(f"--out {out}: cannot write there ({e.strerror})") from None
-        raise
+        os.close(held)
+        raise refused(out, e) from None
 
 
 def _envelope(args, out):

@@ -7,8 +7,9 @@ import os
 import re
 import shutil
 import stat
+import time
 
-from .failures import EXIT_USAGE, BadInput, exit_code_and_line
+from .failures import BadInput, machine_failure
 from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSSES, LOSSES_HEADER, RUN_JSON, RunError, is_run_file,
                      lock, read_run, write_json)
 
@@ -19,8 +20,6 @@ INNER_PATH = 200
 # What a killed process left half written under a temporary name: ``record.atomic_write``'s ``<name>.tmp<pid>``,
 # TensorFlow's ``<checkpoint file>.tempstate<number>`` and ``checkpoint.tmp<hex>``.
 LEFTOVER = re.compile(r"(.+)\.(?:tmp|tempstate)[0-9a-f]+")
-NOT_A_FOLDER = "not a folder (a file, or a link to nothing)"
-
 
 
 class RunFolder:
@@ -33,14 +32,10 @@ class RunFolder:
     removed.
     """
 
-    def __init__(self, path, force=False, made=False):
-        self.path = str(path)
-        check_folder_path(self.path)
-        self.info, self.files, self._fd, self._lines = {}, [], None, {}
+    def __init__(self, out, force=False, name="run"):
+        self.info, self.files, self._lines = {}, [], {}
+        self.path, self.made, self._fd = take_folder(out, name)
         try:
-            self.made = made or not os.path.isdir(self.path)  # (made: by ``new_folder``, for this run)
-            os.makedirs(self.path, exist_ok=True)
-            self._fd = lock(self.path)
             if force:
                 self._remove_old_run()
             elif os.listdir(self.path):
@@ -57,12 +52,7 @@ class RunFolder:
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=self._fd)
             self.close()
-            if isinstance(e, (NotADirectoryError, FileExistsError)) and os.path.lexists(self.path) \
-                    and not os.path.isdir(self.path):  # (a file on the way to it: cannot write there)
-                raise RunError(f"--out {self.path}: {NOT_A_FOLDER}") from None
-            if isinstance(e, OSError) and exit_code_and_line(e)[0] == EXIT_USAGE:
-                raise RunError(f"--out {self.path}: cannot write there ({e.strerror})") from None
-            raise
+            raise refused(self.path, e) from None
 
     def file(self, name):
         return os.path.join(self.path, name)
@@ -178,16 +168,35 @@ def _is_leftover(name):
     return match is not None and is_run_file(match.group(1))
 
 
-def new_folder(name):
-    """A new folder ``runs/NAME``, or ``runs/NAME-2``, ``-3``, ... if that is taken: made by this process alone, so that
-    two commands started in the same second get two."""
-    os.makedirs("runs", exist_ok=True)
-    base = os.path.join("runs", name)
-    for path in [base, *(f"{base}-{n}" for n in range(2, 1000))]:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path)
-            return path
-    raise RunError(f"{base}: a thousand folders of that name made this second; give --out")
+def take_folder(out, name):
+    """``(path, whether this made it, its lock)``: folder ``out``, made if missing, and locked (``record.lock``); without
+    ``out``, a new folder ``runs/<time>-NAME`` (``-2``, ``-3``, ... if that is taken: made by this process alone, so
+    that two commands started in the same second get two)."""
+    if out is None:
+        os.makedirs("runs", exist_ok=True)
+        base = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S") + f"-{name}")
+        for path in [base, *(f"{base}-{n}" for n in range(2, 1000))]:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+                return path, True, lock(path)
+        raise RunError(f"{base}: a thousand folders of that name made this second; give --out")
+    check_folder_path(out)
+    try:
+        made = not os.path.isdir(out)
+        os.makedirs(out, exist_ok=True)
+        return out, made, lock(out)
+    except OSError as e:
+        raise refused(out, e) from None
+
+
+def refused(out, error):
+    """What to raise for ``error`` in taking folder ``out``: an OSError of the user's path is ``--out OUT: not a
+    folder`` or ``cannot write there`` (exit code 2); a full disk is the machine's (exit code 3)."""
+    if isinstance(error, (NotADirectoryError, FileExistsError)) and os.path.lexists(out) and not os.path.isdir(out):
+        return RunError(f"--out {out}: not a folder (a file, or a link to nothing)")  # (or a file on the way to it)
+    if isinstance(error, OSError) and not machine_failure(error):
+        return RunError(f"--out {out}: cannot write there ({error.strerror})")
+    return error
 
 
 def check_folder_path(path, flag="--out"):

@@ -14,13 +14,12 @@ import gc
 import math
 import os
 import sys
-import time
 import traceback
 
 from . import machine
 from .config import SEED_LIMIT, Config
 from .failures import EXIT_FAILED, EXIT_OK, HeldStops, Interrupted, escaped, exit_code_and_line
-from .folder import RunFolder, new_folder
+from .folder import RunFolder
 from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOSS_PNG, MEMORY_PNG, PREDICTIONS_PNG, STATES_PNG,
                      TENSORBOARD, WEIGHTS_PNG, checkpoint_digests)
 
@@ -30,10 +29,7 @@ def train_run(config, seed, out=None, force=False, engine="tf1", unroll=False, t
     """Train a run into folder ``out`` (None: a new one under runs/, named by the time and the seed); return the exit
     code: 0 finished, 1 diverged, 128 + N stopped by signal N. ``portable``: the caller applied
     ``machine.PORTABLE_ENV`` before TensorFlow loaded."""
-    if out is None:
-        folder = RunFolder(new_folder(time.strftime("%Y%m%d-%H%M%S") + f"-seed{seed}"), made=True)
-    else:
-        folder = RunFolder(out, force)  # a used, locked or unwritable folder is refused before anything loads
+    folder = RunFolder(out, force, f"seed{seed}")  # a used, locked or unwritable folder is refused before anything loads
     try:
         return _train_run(folder, config, seed, engine, unroll, tensorboard, portable, pictures)
     finally:
