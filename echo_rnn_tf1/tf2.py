@@ -92,8 +92,14 @@ def steps_in_order(tf, step, params, accumulators, windowsX, windowsY):
     return params, accumulators, losses.stack()
 
 
-def epoch_steps(tf, config, names, params, accumulators, windowsX, windowsY):
-    """Train on every window of ``windowsX`` in order; return the new state and each step's loss (before its update)."""
+# One per configuration (``num_epochs`` aside) and variable ``names`` in the process, shared by every Engine of it
+# (seeds one after another, a notebook that trains again), which would otherwise trace and XLA-compile it anew,
+# about a second each. ``cache_clear()`` forgets them all.
+@functools.cache
+def epoch_program(config, names):
+    """The epoch as one pure ``tf.function(jit_compile=True)``: weights and accumulators in, trained on every window of
+    ``windowsX`` in order; the new ones out, and each step's loss (before its update)."""
+    tf = import_tensorflow()
 
     def step(params, accumulators, batchX, batchY):
         with tf.GradientTape() as tape:
@@ -103,23 +109,8 @@ def epoch_steps(tf, config, names, params, accumulators, windowsX, windowsY):
         params, accumulators = adagrad(tf, params, accumulators, tape.gradient(total_loss, params), config.learning_rate)
         return params, accumulators, total_loss
 
-    return steps_in_order(tf, step, params, accumulators, windowsX, windowsY)
-
-
-def compiled_epoch(config, names):
-    """The epoch as one pure ``tf.function(jit_compile=True)``, weights and accumulators in, new ones out: one per
-    configuration (``num_epochs`` aside) and variable ``names`` in this process (``epoch_program``)."""
-    return epoch_program(dataclasses.replace(config, num_epochs=1), tuple(names))
-
-
-# Shared by every Engine of a configuration in the process (seeds one after another, a notebook that trains again),
-# which would otherwise trace and XLA-compile it anew, about a second each. ``cache_clear()`` forgets them all.
-@functools.cache
-def epoch_program(config, names):
-    tf = import_tensorflow()
-
     def epoch(params, accumulators, windowsX, windowsY):
-        return epoch_steps(tf, config, names, params, accumulators, windowsX, windowsY)
+        return steps_in_order(tf, step, params, accumulators, windowsX, windowsY)
 
     return tf.function(epoch, jit_compile=True, autograph=False)
 
@@ -133,7 +124,7 @@ class Engine:
         self.names = tuple(initial_values)  # the faithful graph's variable names, in its order
         self.params = tuple(tf.constant(value, tf.float32) for value in initial_values.values())
         self.accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in self.params)
-        self._epoch = compiled_epoch(config, self.names)
+        self._epoch = epoch_program(dataclasses.replace(config, num_epochs=1), self.names)
         self.epochs_trained = 0
 
     def compile(self, windowsX, windowsY):

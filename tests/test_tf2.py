@@ -105,9 +105,10 @@ def test_engines_of_one_configuration_share_one_compiled_epoch():
     config = Config(num_epochs=2, total_series_length=100, truncated_backprop_length=2, echo_step=1, learning_rate=0.25)
     tf2.train(config, 3, log=lambda line: None)
     engine, windowsX, windowsY = tf2.start(dataclasses.replace(config, num_epochs=1), 7)  # another seed and length
-    program = tf2.compiled_epoch(config, engine.names)
+    one_epoch = dataclasses.replace(config, num_epochs=1)
+    program = tf2.epoch_program(one_epoch, engine.names)
     assert engine._epoch is program and program.experimental_get_tracing_count() == 1  # traced once, for seed 3
-    assert tf2.compiled_epoch(dataclasses.replace(config, learning_rate=0.3), engine.names) is not program
+    assert tf2.epoch_program(dataclasses.replace(one_epoch, learning_rate=0.3), engine.names) is not program
     shared = engine.train_epoch(windowsX, windowsY)
     # A program made afresh for seed 7 computes the same losses, bit for bit.
     engine, windowsX, windowsY = tf2.start(config, 7)
