@@ -6,11 +6,11 @@ process, one graph each), evaluates each net on a fresh series fed as it was tra
 back from the state (``memory.memory``; ``probed`` says which state; a carried state's lags reach across windows).
 """
 import collections
+import dataclasses
 import time
 
 import numpy as np
 
-from .config import Config
 from .evaluate import evaluate_model, model_with_values
 from .memory import DATA_SEED, memory, memory_lags
 from .model import trained_variables
@@ -77,26 +77,17 @@ def train_and_evaluate(config, seed, eval_seed):
                   report["accuracy"], np.array(report["accuracy_by_position"]), remembered)
 
 
-def measure(config, seeds, eval_seed=DATA_SEED):
-    """``train_and_evaluate`` for each seed; every seed's net is evaluated on the same fresh series."""
-    return [train_and_evaluate(config, seed, eval_seed) for seed in seeds]
-
-
 def measure_rows(base, rows, seeds, log=print):
-    """``{name: (config, measure(config, seeds))}`` for each of ``rows`` (``{name: changes from base}``), in order;
-    ``log`` gets a line for each, with the seconds it took."""
+    """``{name: (config, [train_and_evaluate(config, seed, DATA_SEED) for each seed])}`` for each of ``rows``
+    (``{name: changes from base}``), in order: every net evaluated on the same fresh series; ``log`` gets a line for
+    each row, with the seconds it took."""
     results = {}
     for name, changes in rows.items():
         start = time.perf_counter()
-        config = variant(base, changes)
-        results[name] = (config, measure(config, seeds))
+        config = dataclasses.replace(base, **changes)  # (validated, as every Config)
+        results[name] = (config, [train_and_evaluate(config, seed, DATA_SEED) for seed in seeds])
         log(f"{name:<34} {len(seeds)} seeds in {time.perf_counter() - start:5.1f} s")
     return results
-
-
-def variant(base, changes):
-    """``base`` with ``changes`` (a dict of fields), validated."""
-    return Config(**{**base.to_dict(), **changes}).validate()
 
 
 def table(results_by_row):
