@@ -41,10 +41,9 @@ def doctor(portable=False, out=print):
 
 
 def _report(portable, out, source):
-    from .machine import versions
     from .tfcompat import LegacyKerasError, import_quiet_tensorflow, installed_version
 
-    found = versions()
+    found = machine.versions()
     out("environment: " + ", ".join(f"{name} {found[name] or 'not installed'}" for name in found))
     tensorboard = installed_version("tensorboard", "tensorboard")
     out(f"TensorBoard: {tensorboard or 'not installed (pip install tensorboard)'}")

@@ -73,7 +73,7 @@ def parse_log(text, name="log"):
     the source prints: epochs 0, 1, 2, ... in order; in each, steps 0, 100, 200, ... with none missing or
     repeated; every epoch but the last as long as the first (the last may stop early).
     """
-    points, epoch, epoch_line, expected_step, lengths, loss_lines = [], None, 0, 0, [], 0
+    points, epoch, epoch_line, expected_step, lengths = [], None, 0, 0, []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         where = f"{name}, line {number}"
@@ -97,12 +97,11 @@ def parse_log(text, name="log"):
                 raise LogError(f"{where}: epoch {epoch} step {step} follows step {expected_step - LOG_EVERY}: "
                                f"step {expected_step} is missing")
             loss = _loss(loss_match.group(2), where)
-            loss_lines += 1
             points.append(Point(epoch, step, loss, number))
             expected_step += LOG_EVERY
         elif line.startswith(("Step", "New data")):  # (the 2017 log's noise is TensorFlow's WARNING lines)
             raise LogError(f"{where}: malformed log line {line[:80]!r}")
-    if not loss_lines:
+    if not points:
         raise LogError(f"{name}: no loss lines ('Step N Batch loss X') in it")
     first_length = lengths[0][1] if lengths else None
     for epoch_idx, length, line_no in lengths:
