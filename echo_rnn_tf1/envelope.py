@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -47,12 +48,15 @@ def train_seed(seed):
 
 
 def _worker_start():
-    """A worker leaves Ctrl-C and a closed terminal (sent to the whole process group) to the parent, which stops it."""
+    """A worker leaves Ctrl-C and a closed terminal (sent to the whole process group) to the parent, which stops it;
+    and ends as soon as the parent is gone (killed outright, as by the out-of-memory killer: nobody would stop it)."""
     from .tfcompat import freeze_on_import
 
     freeze_on_import()
     for signum in (signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    threading.Thread(target=lambda: (parent.join(), os._exit(1)), daemon=True).start()
 
 
 def train_seeds(seeds, jobs, on_done=lambda seed, losses: None):

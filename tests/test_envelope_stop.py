@@ -92,6 +92,17 @@ def test_a_worker_killed_under_envelope_is_the_machine_failing(tmp_path):
     assert left == [] and not out.exists()
 
 
+@pytest.mark.slow
+def test_an_envelope_killed_outright_leaves_no_worker(tmp_path):
+    # (the out-of-memory killer may choose the envelope itself): its workers see it gone and end
+    with started("envelope", "--seeds", 20, "--jobs", 2, "--out", tmp_path / "envelope") as process:
+        _wait_for_the_workers(process)
+        process.kill()
+        process.communicate(timeout=30)
+        left = _left(process.pid)
+    assert process.returncode == -signal.SIGKILL and left == []
+
+
 def _wait_for_the_workers(process):
     """Until every worker of the envelope ``process`` is at work (given a seed, loading TensorFlow), the envelope
     waiting for them."""
