@@ -5,12 +5,11 @@ import errno
 import json
 import os
 import re
-import shutil
 import stat
 import time
 
 from .failures import BadInput, machine_failure
-from .record import (CHECKPOINT_PREFIX, CHECKPOINT_STATE, LOG, LOSSES, LOSSES_HEADER, RUN_JSON, RunError, is_run_file,
+from .record import (CHECKPOINT_NAME, LOG, LOSSES, LOSSES_HEADER, RUN_JSON, RunError, is_run_file,
                      lock, read_run, write_json)
 
 # The longest paths a run writes inside its folder (seen with strace): the Saver's
@@ -113,7 +112,7 @@ class RunFolder:
 
     def remove_checkpoint(self):
         """Remove the checkpoint's files (a save cut short), and their names from ``files``."""
-        is_checkpoint = lambda name: name.startswith((CHECKPOINT_PREFIX + "-", CHECKPOINT_STATE))  # noqa: E731
+        is_checkpoint = lambda name: CHECKPOINT_NAME.fullmatch(_run_name(name)) is not None  # noqa: E731
         for name in filter(is_checkpoint, os.listdir(self.path)):
             with contextlib.suppress(OSError):
                 self._remove(name)
@@ -141,17 +140,18 @@ class RunFolder:
                 if stat.S_ISLNK(mode):
                     raise RunError(f"--out {self.path}: {name} is a symbolic link; --force removes a run's own files "
                                    f"and follows no link")
-                if stat.S_ISDIR(mode):
-                    foreign = [n for n in os.listdir(self.file(name)) if f"{name}/{n}" not in listed
-                               and not n.startswith("events.out.tfevents.")]  # (TensorBoard's, of a killed run)
-                    if foreign:
-                        raise RunError(f"--out {self.path}: {name}/ holds {foreign[0]}, which the run did not make")
+                for inner in os.listdir(self.file(name)) if stat.S_ISDIR(mode) else []:
+                    path = f"{name}/{inner}"  # (TensorBoard's file a killed run left unlisted: removed as a leftover)
+                    if path not in listed and is_run_file(path) and stat.S_ISREG(os.lstat(self.file(path)).st_mode):
+                        leftovers.append(path)
+                    elif path not in listed:
+                        raise RunError(f"--out {self.path}: {name}/ holds {inner}, which the run did not make")
         for name in [*leftovers, *sorted(listed, key=lambda n: (-n.count("/"), n == RUN_JSON))]:  # run.json last
             with contextlib.suppress(FileNotFoundError):
                 self._remove(name)
 
     def _remove(self, name):
-        shutil.rmtree(self.file(name)) if os.path.isdir(self.file(name)) else os.remove(self.file(name))
+        os.rmdir(self.file(name)) if os.path.isdir(self.file(name)) else os.remove(self.file(name))  # (tb/: emptied)
 
     def close(self):
         """Close the files and unlock the folder."""
@@ -163,9 +163,14 @@ class RunFolder:
             self._fd = None
 
 
-def _is_leftover(name):
+def _run_name(name):
+    """The run's name of a file: its own, or the one a killed process left it under a temporary name."""
     match = LEFTOVER.fullmatch(name)
-    return match is not None and is_run_file(match.group(1))
+    return match.group(1) if match else name
+
+
+def _is_leftover(name):
+    return _run_name(name) != name and is_run_file(_run_name(name))
 
 
 def take_folder(out, name):

@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import reprlib
 import stat
 
@@ -20,6 +21,7 @@ from .failures import BadInput
 LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG = "train.log", "losses.csv", "run.json", "loss.png", "predictions.png"
 MEMORY_PNG, STATES_PNG, WEIGHTS_PNG = "memory.png", "states.png", "weights.png"
 CHECKPOINT_PREFIX, CHECKPOINT_STATE, TENSORBOARD = "model.ckpt", "checkpoint", "tb"
+CHECKPOINT_NAME = re.compile(r"checkpoint|model\.ckpt-\d+\.(?:index|meta|data-\d{5}-of-\d{5})")  # a Saver's files
 RUN_FILES = (LOG, LOSSES, RUN_JSON, LOSS_PNG, PREDICTIONS_PNG, MEMORY_PNG, STATES_PNG, WEIGHTS_PNG, CHECKPOINT_STATE,
              TENSORBOARD)  # and the checkpoint's model.ckpt-N.*
 STATUSES = ("running", "finished", "diverged", "interrupted", "failed")
@@ -98,11 +100,14 @@ def _run(path, info):
         raise ValueError(f"files: {reprlib.repr(foreign[0])} is not a name a run gives its files")
     checkpoint = field("checkpoint", (dict, type(None)), _checkpoint_record, default=None)
     status = field("status", str, lambda s: s in STATUSES)
+    steps_done = field("steps_done", int, lambda n: n >= 0, default=0)
+    if checkpoint is not None and checkpoint["prefix"] != f"{CHECKPOINT_PREFIX}-{steps_done}":
+        raise ValueError(f"checkpoint: {checkpoint['prefix']} is not of the {steps_done} steps it says the run trained")
     return Run(path=path, status=status, stage=field("stage", str), cause=field("cause", (str, type(None)), default=None),
                seed=field("seed", int, lambda s: 0 <= s < SEED_LIMIT), config=Config.from_dict(field("config", dict)),
                engine=field("engine", str, lambda e: e in ("tf1", "tf2")),
                rnn=field("rnn", (str, type(None)), lambda r: r in (None, "dynamic_rnn", "static_rnn"), default=None),
-               portable=field("portable", bool), steps_done=field("steps_done", int, lambda n: n >= 0, default=0),
+               portable=field("portable", bool), steps_done=steps_done,
                machine=field("machine", (dict, type(None)), _machine_record, default=None),
                files=tuple(files), checkpoint=checkpoint, died=status == "running" and not is_locked(path))
 
@@ -120,16 +125,17 @@ def is_run_file(name):
     top, _, inner = name.partition("/")
     if "\0" in name or inner and (top != TENSORBOARD or not inner.startswith("events.out.tfevents.") or "/" in inner):
         return False
-    return top in RUN_FILES or top.startswith(CHECKPOINT_PREFIX + "-")
+    return top in RUN_FILES or CHECKPOINT_NAME.fullmatch(top) is not None
 
 
 def _checkpoint_record(record):
     if record is None:
         return True
     prefix, digests = record.get("prefix"), record.get("sha256")
-    return (isinstance(prefix, str) and os.path.basename(prefix) == prefix and prefix.startswith(CHECKPOINT_PREFIX)
+    return (isinstance(prefix, str) and re.fullmatch(r"model\.ckpt-\d+", prefix) is not None
             and isinstance(digests, dict) and digests and all(
-                isinstance(n, str) and os.path.basename(n) == n and isinstance(d, str) for n, d in digests.items()))
+                isinstance(n, str) and n.startswith(prefix + ".") and CHECKPOINT_NAME.fullmatch(n)
+                and isinstance(d, str) for n, d in digests.items()))
 
 
 def lock(path):

@@ -174,8 +174,8 @@ def test_a_losses_csv_must_hold_the_steps_its_record_says(seed_runs, tmp_path, c
     first, again = seed_runs["first"], tmp_path / "again"
     shutil.copytree(seed_runs["again"], again)
     record = json.loads((again / "run.json").read_text())
-    (again / "run.json").write_text(json.dumps({**record, "steps_done": 19}))
-    result = cli("compare", first, again)
+    (again / "run.json").write_text(json.dumps({**record, "steps_done": 19, "checkpoint": None}))  # (a checkpoint
+    result = cli("compare", first, again)  # says the steps too: test_readers)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == (f"echo_rnn_tf1: error: {again / 'losses.csv'}: 20 rows, where run.json says the "
                                      f"run trained 19 steps")

@@ -97,6 +97,17 @@ DAMAGE = {
                                  "hyperparameters)"),
     "no seed": (lambda f: _replace(f, json.dumps({k: v for k, v in run_record().items() if k != "seed"})),
                 "unreadable run record (no 'seed')"),
+    "a user's file listed": (lambda f: _replace(f, json.dumps(run_record(files=["run.json", "model.ckpt-notes.txt"]))),
+                             "unreadable run record (files: 'model.ckpt-notes.txt' is not a name a run gives its "
+                             "files)"),
+    "a checkpoint of other steps": (
+        lambda f: _replace(f, json.dumps(run_record(steps_done=2, checkpoint={
+            "prefix": "model.ckpt-3", "sha256": {"model.ckpt-3.index": "0"}}))),
+        "unreadable run record (checkpoint: model.ckpt-3 is not of the 2 steps it says the run trained)"),
+    "a checkpoint's name with a NUL": (
+        lambda f: _replace(f, json.dumps(run_record(steps_done=2, checkpoint={
+            "prefix": "model.ckpt-2\0", "sha256": {"model.ckpt-2\0.index": "0"}}))),
+        "unreadable run record (checkpoint: {'prefix': 'model.ckpt-2\\x00', "),
 }
 
 
@@ -141,7 +152,7 @@ def test_absurd_sizes_in_a_record_are_refused_before_tensorflow_loads(tmp_path):
         if name == "batch_size":
             config["total_series_length"] = value * 10  # (a whole number of windows: only the size is wrong)
         folders.append(matching_run(tmp_path / name, config=config,
-                                    checkpoint={"prefix": "model.ckpt-1", "sha256": {"model.ckpt-1.index": "0"}}))
+                                    checkpoint={"prefix": "model.ckpt-2", "sha256": {"model.ckpt-2.index": "0"}}))
     code = ("import sys\nfrom echo_rnn_tf1.cli import main\n"
             f"for folder in {[str(f) for f in folders]!r}:\n"
             "    print(main(['evaluate', folder]), main(['predict', folder, '0' * 10]))\n"

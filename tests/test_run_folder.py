@@ -54,6 +54,9 @@ def test_force_refuses_a_folder_without_run_json(tmp_path, cli):
                                                                    "not list it"),
     (lambda f, outside: (f / "model.ckpt-99.index").write_text("mine"), "model.ckpt-99.index is in the way"),
     (lambda f, outside: ((f / "tb").mkdir(), (f / "tb" / "mine.txt").write_text("mine")), "tb/ holds mine.txt"),
+    (lambda f, outside: ((f / "tb" / "events.out.tfevents.archive").mkdir(parents=True),  # (a folder: not TensorBoard's)
+                         (f / "tb" / "events.out.tfevents.archive" / "mine.txt").write_text("mine")),
+     "tb/ holds events.out.tfevents.archive"),
 ])
 def test_force_refuses_before_removing_anything_when_something_else_is_in_the_way(tmp_path, cli, make, says):
     folder, outside = tmp_path / "run", tmp_path / "outside"
@@ -101,8 +104,10 @@ def test_a_locked_folder_is_not_taken(tmp_path, cli):
 
 
 LEFTOVERS = ["loss.png.tmp4242", "run.json.tmp4242", "model.ckpt-10.data-00000-of-00001.tempstate7171717171",
-             "checkpoint.tmp0123456789abcdef0123456789abcdef"]
-THEIRS = {"notes.txt": "mine", "model.ckpt_README.txt": "mine too", "notes.txt.tmp1": "mine"}  # not names of a run's
+             "checkpoint.tmp0123456789abcdef0123456789abcdef",
+             "tb/events.out.tfevents.1796568555.host"]  # (TensorBoard's file, not listed until the run ends)
+THEIRS = {"notes.txt": "mine", "model.ckpt_README.txt": "mine too", "notes.txt.tmp1": "mine",
+          "model.ckpt-notes.txt": "mine"}  # not names of a run's
 
 
 @pytest.mark.slow
