@@ -94,6 +94,8 @@ def exit_code_and_line(error):
         return EXIT_MACHINE if failure else EXIT_USAGE, f"{what}{where}{error.strerror or _one_line(error)}"
     if isinstance(error, ImportError) and "failed to map segment" in str(error):  # the loader's ENOMEM (ulimit -v)
         return EXIT_MACHINE, f"out of memory (loading {_one_line(error)})"
+    if isinstance(error, RuntimeError) and str(error) == "can't start new thread":  # no memory for its stack
+        return EXIT_MACHINE, f"out of memory ({error})"
     if isinstance(error, ImportError) and (error.name or "").split(".")[0] in PACKAGES:
         package = PACKAGES[error.name.split(".")[0]]
         if isinstance(error, ModuleNotFoundError) and "." not in error.name:

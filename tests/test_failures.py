@@ -36,6 +36,7 @@ def _raising(error):
      "error: file size limit reached: run/losses.csv: File too large"),
     (ImportError("libtensorflow_cc.so.2: failed to map segment from shared object"), 3,  # (measured: ulimit -v 1000000)
      "error: out of memory (loading libtensorflow_cc.so.2: failed to map segment from shared object)"),
+    (RuntimeError("can't start new thread"), 3, "error: out of memory (can't start new thread)"),  # (ulimit -v 1500000)
     (PermissionError(errno.EACCES, "Permission denied", "notes/a.log"), 2, "error: notes/a.log: Permission denied"),
     (ZeroDivisionError("division by zero"), 4, "error: internal error (a bug in echo_rnn_tf1; "
                                                "ECHO_RNN_TF1_TRACEBACK=1 shows the traceback): ZeroDivisionError"),
