@@ -9,7 +9,7 @@ import struct
 
 from .failures import BadInput
 
-FLOAT32_MAX = 3.4028234663852886e38  # the graph computes in float32: a larger rate is infinite there
+FLOAT32_MAX = 3.4028234663852886e38  # the graph computes in float32: a rate that rounds past it is infinite there
 FLOAT32_TINY = 1.401298464324817e-45  # the smallest float32 above 0: a rate below about half of it is 0 there
 ADAGRAD_INITIAL_ACCUMULATOR = 0.1    # tf.compat.v1.train.AdagradOptimizer's default, which the source uses
 SEED_LIMIT = 2**32                   # numpy's legacy seeding, which the source uses, takes 0 <= seed < 2**32
@@ -77,7 +77,7 @@ class Config:
                     f"must be a multiple of batch_size * truncated_backprop_length ({window_block}), "
                     f"or the zeroed targets fall out of step with the windows")
         lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= FLOAT32_MAX or _float32(lr) == 0:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < _float32(lr) < math.inf:
             _refuse("learning_rate", lr, f"must be a number greater than 0 and finite in float32 (from "
                                          f"{FLOAT32_TINY:.4g} to {FLOAT32_MAX:.4g}; a smaller rate is 0 there)")
         for name in ("carry_state", "new_data_each_epoch"):
@@ -139,7 +139,11 @@ class Config:
 
 
 def _float32(value) -> float:
-    return struct.unpack("<f", struct.pack("<f", value))[0]
+    """``value`` rounded to float32 (inf where it rounds past float32's largest)."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", value))[0]
+    except OverflowError:
+        return math.inf
 
 
 def _is_int(value) -> bool:
@@ -147,7 +151,8 @@ def _is_int(value) -> bool:
 
 
 def _refuse(name, value, rule):
-    raise ConfigError(f"--{name.replace('_', '-')} {value}: {rule}")
+    shown = repr(value) if isinstance(value, str) and name not in CHOICES else value  # (a record's "4" is not 4)
+    raise ConfigError(f"--{name.replace('_', '-')} {shown}: {rule}")
 
 
 # What each field means, for --help: in English, and the source's own comment where it has one.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TINY_RUN, TINY_RUN_DRAWN, checked_record, one_error_line, run_cli
+from echo_rnn_tf1.config import Config
 from echo_rnn_tf1.plots import loss_figure, save_figure
 from echo_rnn_tf1.record import read_losses
 
@@ -137,6 +138,7 @@ def test_the_largest_seed_works_end_to_end(tmp_path, cli):
     (["--learning-rate", "inf"], "--learning-rate inf: must be a number greater than 0 and finite in float32"),
     (["--learning-rate", "1e39"], "--learning-rate 1e+39: must be a number greater than 0 and finite in float32"),
     (["--learning-rate", "1e-46"], "finite in float32 (from 1.401e-45"),  # 0 in float32
+    (["--learning-rate", "3.4028236e38"], "finite in float32"),  # rounds past float32's largest, 3.4028235e38
     (["--batch-size", "five"], "argument --batch-size: invalid int value: 'five'"),
     (["--learning-rate", "fast"], "argument --learning-rate: invalid float value: 'fast'"),
     # numbers as Python writes them: int() and float() also read other scripts' digits, "_" and spaces
@@ -187,6 +189,11 @@ def test_bad_input_is_refused_in_one_line_before_anything_is_written(tmp_path, c
     assert result.returncode == 2 and result.stdout == ""
     assert says in one_error_line(result.stderr) and result.stderr.count("\n") == 1, result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written: no run folder, no runs/
+
+
+def test_a_rate_is_taken_up_to_float32s_largest_as_numpy_prints_it():
+    assert Config(learning_rate=3.4028235e38).learning_rate == 3.4028235e38  # (float32's largest, rounded up)
+    assert Config(learning_rate=1e-45).learning_rate == 1e-45  # (rounds to its smallest)
 
 
 def test_version_is_the_installed_one(capsys):

@@ -91,6 +91,9 @@ DAMAGE = {
     "a bad hyperparameter": (lambda f: _replace(f, json.dumps(run_record(config={**Config().to_dict(),
                                                                                 "state_size": -1}))),
                              "unreadable run record (--state-size -1: must be a positive integer)"),
+    "a hyperparameter a string": (lambda f: _replace(f, json.dumps(run_record(config={**Config().to_dict(),
+                                                                                      "state_size": "4"}))),
+                                  "unreadable run record (--state-size '4': must be a positive integer)"),
     "a hyperparameter missing": (lambda f: _replace(f, json.dumps(run_record(config={"num_epochs": 1}))),
                                  "unreadable run record (no total_series_length, truncated_backprop_length, "
                                  "state_size, num_classes, echo_step, batch_size, learning_rate among the "

@@ -60,7 +60,7 @@ def test_old_run_json_without_variants_reads_as_the_source():
     ({"num_layers": 0}, "--num-layers 0: must be a positive integer"),
     ({"dropout": 1.0}, "--dropout 1.0: must be a number from 0 (no dropout) to less than 1"),
     ({"dropout": float("nan")}, "--dropout nan: must be a number from 0"),
-    ({"carry_state": "yes"}, "--carry-state yes: must be true or false"),
+    ({"carry_state": "yes"}, "--carry-state 'yes': must be true or false"),
 ])
 def test_bad_variants_are_refused(values, says):
     with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)")):
