@@ -102,19 +102,6 @@ def train_command(argv):
                      pictures=not args.no_pictures)
 
 
-def compare_parser():
-    p = Parser(prog="python -m echo_rnn_tf1 compare",
-               description="Judge a run's loss log against the 2017 run's (or another reference log); a run folder "
-                           "that changed the source's hyperparameters or chose a variant (--carry-state, --cell, ...) "
-                           "is not comparable with 2017, as its end said. Given two run folders of the same seed and "
-                           "hyperparameters, also compare their losses.csv step by step: bit-identical, or where they "
-                           "first differ, with both runs' machines. Exit code 0: it reproduces the reference; 1: it "
-                           "does not; 2: a file could not be read.")
-    p.add_argument("run", help="a run folder (its train.log is read) or a log file")
-    p.add_argument("reference", nargs="?", help="a log file or run folder (default: the 2017 run, shipped)")
-    return p
-
-
 def _log_points(path):
     """``(the run's record, or None for a log, its logged points)``: a run folder's record is read first, so a damaged
     one is refused, never read as "no changes"; a folder with a train.log and no run.json is a log."""
@@ -135,7 +122,16 @@ def _log_points(path):
 
 
 def compare_command(argv):
-    args = compare_parser().parse_args(argv)
+    p = Parser(prog="python -m echo_rnn_tf1 compare",
+               description="Judge a run's loss log against the 2017 run's (or another reference log); a run folder "
+                           "that changed the source's hyperparameters or chose a variant (--carry-state, --cell, ...) "
+                           "is not comparable with 2017, as its end said. Given two run folders of the same seed and "
+                           "hyperparameters, also compare their losses.csv step by step: bit-identical, or where they "
+                           "first differ, with both runs' machines. Exit code 0: it reproduces the reference; 1: it "
+                           "does not; 2: a file could not be read.")
+    p.add_argument("run", help="a run folder (its train.log is read) or a log file")
+    p.add_argument("reference", nargs="?", help="a log file or run folder (default: the 2017 run, shipped)")
+    args = p.parse_args(argv)
     from .compare import compare, format_table, same_seed_lines
     from .logs import LogError, reference_points
     from .record import LOG
@@ -171,7 +167,7 @@ def compare_command(argv):
     return EXIT_OK if verdict.match else EXIT_FAILED
 
 
-def evaluate_parser():
+def evaluate_command(argv):
     p = Parser(prog="python -m echo_rnn_tf1 evaluate",
                description="Run a trained model on a fresh series drawn as in training: loss, accuracy, "
                            "accuracy at each position of the window, and its memory: how well the input k steps back "
@@ -179,11 +175,7 @@ def evaluate_parser():
     p.add_argument("run", help="a run folder with a checkpoint")
     p.add_argument("--seed", type=seed_type, help="seed of the fresh series (default: draw one; it is printed)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
-
-
-def evaluate_command(argv):
-    args = evaluate_parser().parse_args(argv)
+    args = p.parse_args(argv)
     from . import memory
     from .evaluate import evaluate_model, evaluation_lines, trained_model
     from .record import read_run
@@ -202,18 +194,14 @@ def evaluate_command(argv):
     return EXIT_OK
 
 
-def predict_parser():
+def predict_command(argv):
     p = Parser(prog="python -m echo_rnn_tf1 predict",
                description="Show a trained model's echo of your bits, window by window, fed as the run was "
                            "trained (each window from a zero state, as the source; or carrying the state).")
     p.add_argument("run", help="a run folder with a checkpoint")
     p.add_argument("bits", help="0s and 1s; the length a multiple of the run's truncated_backprop_length")
     p.add_argument("--json", action="store_true", help='print {"input": ..., "target": ..., "prediction": ...}')
-    return p
-
-
-def predict_command(argv):
-    args = predict_parser().parse_args(argv)
+    args = p.parse_args(argv)
     from .evaluate import predict, prediction_lines
     from .record import read_run
 
@@ -227,7 +215,7 @@ def predict_command(argv):
     return EXIT_OK
 
 
-def doctor_parser():
+def doctor_command(argv):
     p = Parser(prog="python -m echo_rnn_tf1 doctor",
                description="What to run first when your numbers differ from ours: the environment, then the package "
                            "against the source's own loop on this machine, bit for bit. Exit code 0: everything "
@@ -236,11 +224,7 @@ def doctor_parser():
     p.add_argument("--portable", action="store_true",
                    help="also train seeds 0-9 (one epoch each) under the portable settings and compare them with "
                         "the bits shipped in the package")
-    return p
-
-
-def doctor_command(argv):
-    args = doctor_parser().parse_args(argv)
+    args = p.parse_args(argv)
     from .doctor import doctor
 
     return doctor(portable=args.portable)

@@ -156,7 +156,9 @@ def save(out, seeds, all_losses, reference_points, config=Config(), record=None)
             f"Wrote {escaped(out)}: {', '.join(FILES if record is not None else FILES[:-1])}"]
 
 
-def envelope_parser():
+def envelope_command(argv):
+    """Train the seeds, then write the envelope into a folder that was new or empty, and locked meanwhile: another
+    command cannot take it, and if this one stops, only what it wrote goes."""
     p = Parser(prog="python -m echo_rnn_tf1 envelope",
                description="Train K seeds of the source's defaults; write the per-step min / median / max, each "
                            "seed's verdict and where the 2017 run sits among them; draw the band with the 2017 run.")
@@ -173,13 +175,7 @@ def envelope_parser():
                         "(default: %(default)s)")
     p.add_argument("--out", type=folder_type,
                    help=f"a new or empty folder for {', '.join(FILES)} (default: a new one under runs/)")
-    return p
-
-
-def envelope_command(argv):
-    """Train the seeds, then write the envelope into a folder that was new or empty, and locked meanwhile: another
-    command cannot take it, and if this one stops, only what it wrote goes."""
-    args = envelope_parser().parse_args(argv)
+    args = p.parse_args(argv)
     for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs)):
         if value < 1:
             raise ConfigError(f"{flag} {value}: must be a positive integer")
