@@ -124,7 +124,7 @@ class Engine:
         self.names = tuple(initial_values)  # the faithful graph's variable names, in its order
         self.params = tuple(tf.constant(value, tf.float32) for value in initial_values.values())
         self.accumulators = tuple(tf.fill(p.shape, ADAGRAD_INITIAL_ACCUMULATOR) for p in self.params)
-        self._epoch = epoch_program(dataclasses.replace(config, num_epochs=1), self.names)
+        self.program = epoch_program(dataclasses.replace(config, num_epochs=1), self.names)  # the compiled epoch
         self.epochs_trained = 0
 
     def compile(self, windowsX, windowsY):
@@ -132,13 +132,13 @@ class Engine:
         compilation apart from training; return the seconds: one epoch's run included (a few percent of them), or
         only that run where this configuration was compiled before in the process."""
         start = time.perf_counter()
-        _, _, losses = self._epoch(self.params, self.accumulators, windowsX, windowsY)
+        _, _, losses = self.program(self.params, self.accumulators, windowsX, windowsY)
         losses.numpy()
         return time.perf_counter() - start
 
     def train_epoch(self, windowsX, windowsY):
         """One epoch, every step in order, in one call; return its losses as float32."""
-        self.params, self.accumulators, losses = self._epoch(self.params, self.accumulators, windowsX, windowsY)
+        self.params, self.accumulators, losses = self.program(self.params, self.accumulators, windowsX, windowsY)
         self.epochs_trained += 1
         return losses.numpy()
 

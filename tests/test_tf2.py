@@ -107,12 +107,12 @@ def test_engines_of_one_configuration_share_one_compiled_epoch():
     engine, windowsX, windowsY = tf2.start(dataclasses.replace(config, num_epochs=1), 7)  # another seed and length
     one_epoch = dataclasses.replace(config, num_epochs=1)
     program = tf2.epoch_program(one_epoch, engine.names)
-    assert engine._epoch is program and program.experimental_get_tracing_count() == 1  # traced once, for seed 3
+    assert engine.program is program and program.experimental_get_tracing_count() == 1  # traced once, for seed 3
     assert tf2.epoch_program(dataclasses.replace(one_epoch, learning_rate=0.3), engine.names) is not program
     shared = engine.train_epoch(windowsX, windowsY)
     # A program made afresh for seed 7 computes the same losses, bit for bit.
     engine, windowsX, windowsY = tf2.start(config, 7)
-    engine._epoch = tf2.epoch_program.__wrapped__(dataclasses.replace(config, num_epochs=1), engine.names)
+    engine.program = tf2.epoch_program.__wrapped__(dataclasses.replace(config, num_epochs=1), engine.names)
     assert engine.train_epoch(windowsX, windowsY).tobytes() == shared.tobytes()
 
 
