@@ -189,7 +189,7 @@ def take_folder(out, name):
     try:
         made = not os.path.isdir(out)
         os.makedirs(out, exist_ok=True)
-        return out, made, lock(out)
+        return str(out), made, lock(out)
     except OSError as e:
         raise refused(out, e) from None
 
