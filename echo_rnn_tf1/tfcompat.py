@@ -148,8 +148,8 @@ def import_quiet_tensorflow():
 
     TensorFlow's deprecation notices for the source's API are silenced: using that API is the point here. What
     TensorFlow prints on stderr while loading is held back; any line that is not known start-up noise is passed
-    on, and everything is passed on if loading fails. A stop signal meanwhile waits for the import's end
-    (``failures.HeldStops``): raised in its middle, it broke it.
+    on, whether it loads or fails (the line of a failure follows). A stop signal meanwhile waits for the import's
+    end (``failures.HeldStops``): raised in its middle, it broke it.
     """
     quiet = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") != "0"
     warnings.filterwarnings("ignore", message=r".*tf\.nn\.rnn_cell\.\w+. is deprecated", category=UserWarning)
@@ -160,10 +160,8 @@ def import_quiet_tensorflow():
         try:
             with HeldStops(), _held_stderr(held):  # a stop signal waits for the import's end
                 tf = import_tensorflow()
-        except Exception:  # a failure to load: everything it printed may tell why
-            sys.stderr.write("".join(held))
-            raise
-        sys.stderr.write("".join(line for line in held if not _LOADING_NOISE.search(line)))
+        finally:
+            sys.stderr.write("".join(line for line in held if not _LOADING_NOISE.search(line)))
     tf.get_logger().setLevel("ERROR")
     return tf
 
