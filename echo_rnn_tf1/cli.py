@@ -199,7 +199,8 @@ def predict_command(argv):
                description="Show a trained model's echo of your bits, window by window, fed as the run was "
                            "trained (each window from a zero state, as the source; or carrying the state).")
     p.add_argument("run", help="a run folder with a checkpoint")
-    p.add_argument("bits", help="0s and 1s; the length a multiple of the run's truncated_backprop_length")
+    p.add_argument("bits", help="0s and 1s, the length a multiple of the run's truncated_backprop_length (spaces "
+                                "between windows, as it prints them, are let be)")
     p.add_argument("--json", action="store_true", help='print {"input": ..., "target": ..., "prediction": ...}')
     args = p.parse_args(argv)
     from .evaluate import predict, prediction_lines

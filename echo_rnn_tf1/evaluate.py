@@ -205,8 +205,9 @@ def targets_in_words(config):
 
 
 def bit_windows(bits, config):
-    """A user's bit string as ``[windows, truncated_backprop_length]`` ints, or RunError saying what is wrong."""
-    length = config.truncated_backprop_length
+    """A user's bit string (spaces between windows, as ``predict`` prints them, are let be) as ``[windows,
+    truncated_backprop_length]`` ints, or RunError saying what is wrong."""
+    length, bits = config.truncated_backprop_length, "".join(bits.split())
     if not bits or set(bits) - {"0", "1"}:
         raise RunError(f"BITS {bits[:40]!r}: must be a string of 0 and 1")
     if len(bits) % length:
@@ -224,6 +225,7 @@ def predict(run, bits):
     """
     run = run if isinstance(run, Run) else read_run(run)
     inputs = bit_windows(bits, run.config)
+    bits = "".join(map(str, inputs.reshape(-1)))
     with trained_model(run) as (sess, model, config):
         targets = echo_targets(inputs.reshape(-1), config)
         rows = (1, -1) if config.carry_state else inputs.shape  # one series, or every window a row of its own

@@ -102,6 +102,7 @@ def test_predict_aligns_input_echo_and_prediction(run_dir, cli):
     assert lines[:3] == ["input       0110111001 1010010110", "target      0000110111 0001010010",
                          "prediction  0000110111 0001010010"]
     assert lines[-1].startswith("20 of 20 bits as trained")
+    assert cli("predict", run_dir, lines[0].split(maxsplit=1)[1], "--json").stdout == result.stdout  # (as printed)
 
 
 @with_trained_run
