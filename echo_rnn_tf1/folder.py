@@ -9,7 +9,7 @@ import stat
 import time
 
 from .failures import BadInput, machine_failure
-from .record import (CHECKPOINT_NAME, LOG, LOSSES, LOSSES_HEADER, RUN_JSON, RunError, is_run_file,
+from .record import (CHECKPOINT_NAME, LOG, LOSSES, LOSSES_HEADER, RUN_JSON, TENSORBOARD, RunError, is_run_file,
                      lock, read_run, write_json)
 
 # The longest paths a run writes inside its folder (seen with strace): the Saver's
@@ -31,7 +31,7 @@ class RunFolder:
     removed.
     """
 
-    def __init__(self, out, force=False, name="run"):
+    def __init__(self, out, force=False, name="run", **record):
         self.info, self.files, self._lines = {}, [], {}
         self.path, self.made, self._fd = take_folder(out, name)
         try:
@@ -40,14 +40,14 @@ class RunFolder:
             elif os.listdir(self.path):
                 raise RunError(f"--out {self.path}: the folder exists and is not empty (give --force to replace "
                                f"the run in it)")
+            self.files = [RUN_JSON, LOG, LOSSES]
+            self.write(**record)  # first: a run killed from here on leaves a record that lists its files
             for name in (LOG, LOSSES):
                 self._lines[name] = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
                                             0o666, dir_fd=self._fd)
-                self.files.append(name)
-            self.files.append(RUN_JSON)
             self._append(LOSSES, LOSSES_HEADER)
         except BaseException as e:
-            for name in self.files:  # what this start made, all of it new (O_EXCL)
+            for name in self.files:  # what this start made: the folder held none of them (empty, or emptied)
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=self._fd)
             self.close()
@@ -170,7 +170,9 @@ def _run_name(name):
 
 
 def _is_leftover(name):
-    return _run_name(name) != name and is_run_file(_run_name(name))
+    """Whether ``name`` is what a killed process left of a file a run writes whole (run.json, a picture, a checkpoint's
+    file: ``train.log`` and ``losses.csv`` grow in place, ``tb`` is a folder)."""
+    return _run_name(name) != name and is_run_file(_run_name(name)) and _run_name(name) not in (LOG, LOSSES, TENSORBOARD)
 
 
 def take_folder(out, name):

@@ -29,7 +29,10 @@ def train_run(config, seed, out=None, force=False, engine="tf1", unroll=False, t
     """Train a run into folder ``out`` (None: a new one under runs/, named by the time and the seed); return the exit
     code: 0 finished, 1 diverged, 128 + N stopped by signal N. ``portable``: the caller applied
     ``machine.PORTABLE_ENV`` before TensorFlow loaded."""
-    folder = RunFolder(out, force, f"seed{seed}")  # a used, locked or unwritable folder is refused before anything loads
+    folder = RunFolder(out, force, f"seed{seed}",  # a used, locked or unwritable folder is refused before anything loads
+                       status="running", stage="start", seed=seed, config=config.to_dict(), engine=engine,
+                       **({"rnn": "static_rnn" if unroll else "dynamic_rnn"} if engine == "tf1" else {}),
+                       portable=portable, versions=machine.versions(), machine=machine.describe())
     try:
         return _train_run(folder, config, seed, engine, unroll, tensorboard, portable, pictures)
     finally:
@@ -39,9 +42,6 @@ def train_run(config, seed, out=None, force=False, engine="tf1", unroll=False, t
 def _train_run(folder, config, seed, engine, unroll, tensorboard, portable, pictures):
     from .tfcompat import import_quiet_tensorflow
 
-    folder.write(status="running", stage="start", seed=seed, config=config.to_dict(), engine=engine,
-                 **({"rnn": "static_rnn" if unroll else "dynamic_rnn"} if engine == "tf1" else {}),
-                 portable=portable, versions=machine.versions(), machine=machine.describe())
     losses, board = [], None
 
     steps = HeldStops()  # a stop signal acts between steps: the weights saved are those of the steps recorded
@@ -177,8 +177,7 @@ def _draw(folder, config, seed, losses, trained, unroll):
     from .logs import reference_points
 
     reference = reference_points() if config == Config() else None
-    plots.save_figure(plots.loss_figure(losses, config.num_batches, reference), folder.file(LOSS_PNG))
-    folder.add_files([LOSS_PNG])
+    _save_picture(folder, LOSS_PNG, plots.loss_figure(losses, config.num_batches, reference))
     if trained is not None:
         from . import memory
         from .evaluate import held_out_predictions, model_with_values
@@ -190,14 +189,26 @@ def _draw(folder, config, seed, losses, trained, unroll):
             predictions = held_out_predictions(sess, model, config, (seed + 1) % SEED_LIMIT)
             table = memory.Memory(memory.memory_lags(config), *(memory.probed(sess, model, probed, values)
                                                                  for values in (trained.start, trained.values)))
-        plots.save_figure(plots.predictions_figure(*predictions, config), folder.file(PREDICTIONS_PNG))
-        folder.add_files([PREDICTIONS_PNG])
+        _save_picture(folder, PREDICTIONS_PNG, plots.predictions_figure(*predictions, config))
         drawn = [(MEMORY_PNG, memory.memory_figure), (WEIGHTS_PNG, memory.weights_figure)]
         if config.state_size >= 2:  # (two principal axes to draw the states on)
             drawn.insert(1, (STATES_PNG, memory.states_figure))
         for name, figure in drawn:
-            plots.save_figure(figure(table, config), folder.file(name))
-            folder.add_files([name])
+            _save_picture(folder, name, figure(table, config))
+
+
+def _save_picture(folder, name, figure):
+    """Save ``figure`` as ``name``, listed in run.json before it is written: a run killed meanwhile leaves no file of
+    its own unlisted; a save that fails leaves neither the file nor its name."""
+    from .plots import save_figure
+
+    folder.add_files([name])
+    try:
+        save_figure(figure, folder.file(name))
+    except BaseException:
+        if not os.path.exists(folder.file(name)):
+            folder.files.remove(name)
+        raise
 
 
 class TensorBoard:

@@ -3,10 +3,12 @@ run left half written) and nothing else; a folder whose run trains is not taken 
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
-from conftest import TINY_RUN, TINY_RUN_DRAWN, checked_record, one_error_line, run_record
+from conftest import ROOT, TINY_RUN, TINY_RUN_DRAWN, checked_record, one_error_line, run_record
 from echo_rnn_tf1.record import lock
 
 
@@ -107,7 +109,8 @@ LEFTOVERS = ["loss.png.tmp4242", "run.json.tmp4242", "model.ckpt-10.data-00000-o
              "checkpoint.tmp0123456789abcdef0123456789abcdef",
              "tb/events.out.tfevents.1796568555.host"]  # (TensorBoard's file, not listed until the run ends)
 THEIRS = {"notes.txt": "mine", "model.ckpt_README.txt": "mine too", "notes.txt.tmp1": "mine",
-          "model.ckpt-notes.txt": "mine"}  # not names of a run's
+          "model.ckpt-notes.txt": "mine", "train.log.tmp1": "mine", "losses.csv.tmpab": "mine",
+          "tb.tmp1": "mine"}  # not names of a run's, nor what a run leaves (it writes those three in place)
 
 
 @pytest.mark.slow
@@ -132,3 +135,27 @@ def test_force_replaces_a_run_and_only_the_run(tmp_path, cli):
     info = checked_record(out, theirs=THEIRS)
     assert info["seed"] == 2 and "tb" not in info["files"]
     assert {name: (out / name).read_text() for name in THEIRS} == THEIRS
+
+
+# Killed outright (SIGKILL) the moment after a file of its own is made: as its folder is made (its logs open), or as
+# its first picture is written. Whatever the moment, run.json lists the file first, and --force takes the folder.
+KILLED_AT = {"its logs made": ("echo_rnn_tf1.folder", "RunFolder", "_append"),
+             "its first picture written": ("echo_rnn_tf1.plots", None, "save_figure")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", list(KILLED_AT))
+def test_a_run_killed_the_moment_it_made_a_file_leaves_a_folder_force_takes(tmp_path, cli, moment):
+    module, owner, name = KILLED_AT[moment]
+    out = tmp_path / "run"
+    code = (f"import importlib, os, signal, sys\nfrom echo_rnn_tf1.cli import main\n"
+            f"where = importlib.import_module({module!r})\nwhere = getattr(where, {owner!r}) if {owner!r} else where\n"
+            f"made = getattr(where, {name!r})\n"
+            f"def killed(*args):\n    made(*args)\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+            f"setattr(where, {name!r}, killed)\n"
+            f"main(['--num-epochs', '1', '--total-series-length', '500', '--out', {str(out)!r}])\n")
+    killed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    result = cli(*TINY_RUN, "--out", out, "--force")
+    assert result.returncode == 0, result.stderr
+    checked_record(out)
