@@ -115,9 +115,16 @@ def percentile_lines(rows):
             for epoch in sorted({row[0] for row in rows})]
 
 
-def save(out, seeds, all_losses, reference_points, config=Config(), record=None):
-    """Write FILES into ``out`` (envelope.json only given ``record``: how it was made); return the summary's lines."""
+def save(out, seeds, all_losses, reference_points, config=Config(), record=None, written=None):
+    """Write FILES into ``out`` (envelope.json only given ``record``: how it was made), each name added to ``written``
+    as it begins; return the summary's lines."""
     from .plots import envelope_figure, save_figure
+
+    written = [] if written is None else written
+
+    def path(name):
+        written.append(name)
+        return os.path.join(out, name)
 
     def write_npy(tmp):
         with open(tmp, "wb") as f:  # (given a name, np.save would add .npy to it)
@@ -129,19 +136,19 @@ def save(out, seeds, all_losses, reference_points, config=Config(), record=None)
             for verdict in verdicts]  # each seed's widest gap in decades among the judged epochs
     low, p10, median, p90, high = bands = band(all_losses)
     epoch, step = divmod(np.arange(all_losses.shape[1]), config.num_batches)
-    write_csv(os.path.join(out, "envelope.csv"), "epoch,step,min,p10,median,p90,max",
+    write_csv(path("envelope.csv"), "epoch,step,min,p10,median,p90,max",
               zip(epoch, step, low, p10, median, p90, high))
-    write_csv(os.path.join(out, "seeds.csv"), "seed,match,widest_epoch_gap_decades,last_epoch_mean_loss",
+    write_csv(path("seeds.csv"), "seed,match,widest_epoch_gap_decades,last_epoch_mean_loss",
               ((seed, int(match), f"{gap:.3f}", f"{losses[-config.num_batches:].mean():.4g}")
                for seed, match, gap, losses in zip(seeds, matches, gaps, all_losses)))
-    atomic_write(os.path.join(out, "losses.npy"), write_npy)
+    atomic_write(path("losses.npy"), write_npy)
     percentiles = reference_percentiles(all_losses, reference_points, config)
-    write_csv(os.path.join(out, "reference_percentiles.csv"), "epoch,step,loss_2017,percentile_among_seeds",
+    write_csv(path("reference_percentiles.csv"), "epoch,step,loss_2017,percentile_among_seeds",
               ((epoch, step, loss, f"{percentile:.1f}") for epoch, step, loss, percentile in percentiles))
     figure = envelope_figure(seeds, all_losses, bands, matches, reference_points, config.num_batches)
-    save_figure(figure, os.path.join(out, "envelope.png"))
+    save_figure(figure, path("envelope.png"))
     if record is not None:
-        write_json(os.path.join(out, "envelope.json"), record)
+        write_json(path("envelope.json"), record)
 
     matching_gaps = [gap for gap, match in zip(gaps, matches) if match]
     widest = f" (widest epoch gap among them: {max(matching_gaps):.2f} decades)" if matching_gaps else ""
@@ -185,10 +192,11 @@ def envelope_command(argv):
     if args.seeds > SEEDS_LIMIT:
         raise ConfigError(f"--seeds {args.seeds}: more than {SEEDS_LIMIT:.0e}, whose losses alone take 20 GB")
     out, created, held = _take_folder(args.out)
+    written = []
     try:
-        return _envelope(args, out)
+        return _envelope(args, out, written)
     except BaseException as e:
-        for name in FILES:  # what this envelope wrote, if it began: its folder was empty and is locked
+        for name in written:  # what this envelope wrote, if it began: its folder was empty and is locked
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(out, name))
         if created:
@@ -216,7 +224,7 @@ def _take_folder(out):
         raise refused(out, e) from None
 
 
-def _envelope(args, out):
+def _envelope(args, out, written):
     """Train the seeds with ``args.engine``, printing as it goes; write the envelope into ``out``."""
     from . import machine
     from .logs import reference_points
@@ -253,6 +261,6 @@ def _envelope(args, out):
               "config": config.to_dict(), "seconds": round(train_seconds, 2), "versions": machine.versions(),
               "machine": machine.describe(sys.modules.get("tensorflow")),  # (with cuda_build where it is loaded)
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    print(*save(out, seeds, all_losses, reference_points(), config, record), sep="\n")
+    print(*save(out, seeds, all_losses, reference_points(), config, record, written), sep="\n")
     print(f"{engine_line}: {train_seconds:.1f} s of training{engine_note}")
     return EXIT_OK

@@ -93,6 +93,17 @@ def test_a_worker_killed_under_envelope_is_the_machine_failing(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_stopped_envelope_removes_only_what_it_wrote(tmp_path):
+    out = tmp_path / "envelope"
+    with started("envelope", "--seeds", 20, "--jobs", 2, "--out", out) as process:
+        _wait_for_the_workers(process)
+        (out / "envelope.csv").write_text("mine")  # (into a locked folder: a lock does not stop a hand)
+        os.kill(process.pid, signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 128 + signal.SIGTERM and (out / "envelope.csv").read_text() == "mine"
+
+
+@pytest.mark.slow
 def test_an_envelope_killed_outright_leaves_no_worker(tmp_path):
     # (the out-of-memory killer may choose the envelope itself): its workers see it gone and end
     with started("envelope", "--seeds", 20, "--jobs", 2, "--out", tmp_path / "envelope") as process:
