@@ -103,18 +103,19 @@ def train_command(argv):
 
 
 def _log_points(path):
-    """``(the run's record, or None for a log, its logged points)``: a run folder's record is read first, so a damaged
-    one is refused, never read as "no changes"; a folder with a train.log and no run.json is a log."""
+    """``(the run's record, or None for a log, the log read, its logged points)``: a run folder's record is read first,
+    so a damaged one is refused, never read as "no changes"; a folder with a train.log and no run.json is a log."""
     from .logs import LogError, read_log
     from .record import LOG, RUN_JSON, read_run
 
     if not os.path.isdir(path):
-        return None, read_log(path)
+        return None, path, read_log(path)
     run = read_run(path) if os.path.lexists(os.path.join(path, RUN_JSON)) else None
-    if run is None and not os.path.lexists(os.path.join(path, LOG)):
+    log = os.path.join(path, LOG)
+    if run is None and not os.path.lexists(log):
         raise LogError(f"{path}: a folder without a {LOG}: give a run folder or a log file")
     try:
-        return run, read_log(os.path.join(path, LOG), whole_lines=run is not None)
+        return run, log, read_log(log, whole_lines=run is not None)
     except LogError as e:
         if run is None or run.status == "finished":
             raise
@@ -134,17 +135,15 @@ def compare_command(argv):
     args = p.parse_args(argv)
     from .compare import compare, format_table, same_seed_lines
     from .logs import LogError, reference_points
-    from .record import LOG
 
-    reference, points = (None, reference_points()) if not args.reference else _log_points(args.reference)
+    reference, log, points = (None, None, reference_points()) if not args.reference else _log_points(args.reference)
     bad = next((p for p in points if not math.isfinite(p.loss)), None)
     if bad is not None:  # (named as every log error names it: the file, then the line)
-        log = os.path.join(args.reference, LOG) if os.path.isdir(args.reference) else args.reference
         raise LogError(f"{log}, line {bad.line}: the reference's loss is {bad.loss} at epoch "
                        f"{bad.epoch} step {bad.step}; a reference must be finite (a diverged run is no yardstick)")
     if reference is not None and reference.status == "diverged":  # (its log may end before the loss that did)
         raise LogError(f"{args.reference}: the reference diverged ({reference.cause}); a diverged run is no yardstick")
-    run, run_points = _log_points(args.run)
+    run, _, run_points = _log_points(args.run)
     same_seed = same_seed_lines(run, reference) if run is not None and reference is not None else []
     verdict = compare(run_points, points)
     print(format_table(verdict, run_name="this run", reference_name="reference" if args.reference else "2017"))
