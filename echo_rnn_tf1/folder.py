@@ -172,7 +172,8 @@ def _run_name(name):
 def _is_leftover(name):
     """Whether ``name`` is what a killed process left of a file a run writes whole (run.json, a picture, a checkpoint's
     file: ``train.log`` and ``losses.csv`` grow in place, ``tb`` is a folder)."""
-    return _run_name(name) != name and is_run_file(_run_name(name)) and _run_name(name) not in (LOG, LOSSES, TENSORBOARD)
+    run_name = _run_name(name)
+    return run_name != name and is_run_file(run_name) and run_name not in (LOG, LOSSES, TENSORBOARD)
 
 
 def take_folder(out, name):
